@@ -1,0 +1,66 @@
+"""Errors that minigraph reports to users.
+
+Every mistake in a model file, a flag or the data becomes a :class:`MinigraphError` carrying a
+location (``FILE:LINE:COLUMN``) when one is known.  The CLI prints ``str(error)`` and exits 2.
+"""
+from __future__ import annotations
+
+import difflib
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Location:
+    """A place in a model file; line and column count from 1."""
+
+    file: str
+    line: int = 0
+    column: int = 0
+
+    def __str__(self) -> str:
+        if self.line:
+            return f"{self.file}:{self.line}:{self.column}"
+        return self.file
+
+
+class MinigraphError(Exception):
+    """A user-facing error: a message and, when known, where it happened."""
+
+    def __init__(self, message: str, location: Location | None = None):
+        super().__init__(message)
+        self.message = message
+        self.location = location
+
+    def __str__(self) -> str:
+        if self.location is not None:
+            return f"{self.location}: {self.message}"
+        return self.message
+
+
+class ModelError(MinigraphError):
+    """The model file is wrong (syntax, schema, graph or shapes)."""
+
+
+class DataError(MinigraphError):
+    """Training or test data is missing or malformed."""
+
+
+class BackendError(MinigraphError):
+    """The requested array backend is not usable."""
+
+
+class RunError(Exception):
+    """The run itself failed (for example the loss became NaN); the CLI exits 1."""
+
+
+def did_you_mean(name: str, choices) -> str:
+    """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""``."""
+    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def known(choices, limit: int = 12) -> str:
+    """A short list of the valid names, for error messages that list what exists."""
+    names = sorted(str(c) for c in choices)
+    shown = ", ".join(names[:limit])
+    return shown + (", ..." if len(names) > limit else "")

@@ -1,0 +1,9 @@
+"""The op registry.  Importing this package registers every built-in op.
+
+``get_op(name)`` returns an op class, ``REGISTRY`` maps names to classes, and ``register`` is
+the decorator for new ops (built-in or custom)."""
+from .base import REGISTRY, Attr, Context, Op, ShapeError, get_op, register, unbroadcast
+from . import arithmetic  # noqa: F401  (each import registers a family of ops)
+from . import linalg, shape, reduce, activation, probability, conv, regularization, loss  # noqa: F401,E501
+
+__all__ = ["Attr", "Context", "Op", "REGISTRY", "ShapeError", "get_op", "register", "unbroadcast"]

@@ -1,0 +1,210 @@
+"""Element-wise arithmetic: add, sub, mul, div, pow; neg, exp, log, sqrt, square, abs.
+
+Binary ops broadcast as NumPy does; their gradients are reduced back to each input's shape by
+the shared ``unbroadcast``.
+"""
+from __future__ import annotations
+
+from .base import Op, broadcast_shapes, get_array_module, register, unbroadcast
+
+
+class Binary(Op):
+    """Base of broadcasting binary ops: subclasses give ``compute`` and ``local_grads``."""
+
+    inputs = ("a", "b")
+
+    def infer(self, a, b):
+        return broadcast_shapes(a, b)
+
+    def forward(self, ctx, a, b):
+        ctx.save(a, b)
+        return self.compute(a, b)
+
+    def backward(self, ctx, gy):
+        a, b = ctx.saved
+        da, db = self.local_grads(ctx, a, b, gy)
+        return (unbroadcast(da, a.shape) if da is not None else None,
+                unbroadcast(db, b.shape) if db is not None else None)
+
+    def compute(self, a, b):
+        raise NotImplementedError
+
+    def local_grads(self, ctx, a, b, gy):
+        """(dL/da, dL/db) before unbroadcasting; skip what ``ctx.needs_input_grad`` rules out."""
+        raise NotImplementedError
+
+
+@register
+class Add(Binary):
+    """a + b (broadcasting)."""
+
+    name = "add"
+
+    def forward(self, ctx, a, b):
+        ctx.save(a.shape, b.shape)  # add's gradient needs only the shapes
+        return a + b
+
+    def backward(self, ctx, gy):
+        sa, sb = ctx.saved
+        return unbroadcast(gy, sa), unbroadcast(gy, sb)
+
+
+@register
+class Sub(Binary):
+    """a - b (broadcasting)."""
+
+    name = "sub"
+
+    def forward(self, ctx, a, b):
+        ctx.save(a.shape, b.shape)
+        return a - b
+
+    def backward(self, ctx, gy):
+        sa, sb = ctx.saved
+        return unbroadcast(gy, sa), unbroadcast(-gy, sb)
+
+
+@register
+class Mul(Binary):
+    """a * b (broadcasting)."""
+
+    name = "mul"
+
+    def compute(self, a, b):
+        return a * b
+
+    def local_grads(self, ctx, a, b, gy):
+        need_a, need_b = ctx.needs_input_grad or (True, True)
+        return (gy * b if need_a else None), (gy * a if need_b else None)
+
+
+@register
+class Div(Binary):
+    """a / b (broadcasting)."""
+
+    name = "div"
+
+    def compute(self, a, b):
+        return a / b
+
+    def local_grads(self, ctx, a, b, gy):
+        need_a, need_b = ctx.needs_input_grad or (True, True)
+        da = gy / b if need_a else None
+        db = -gy * a / (b * b) if need_b else None
+        return da, db
+
+
+@register
+class Pow(Binary):
+    """a ** b (broadcasting); d/db uses log(a), defined for a > 0."""
+
+    name = "pow"
+
+    def forward(self, ctx, a, b):
+        y = a ** b
+        ctx.save(a, b, y)
+        return y
+
+    def backward(self, ctx, gy):
+        a, b, y = ctx.saved
+        xp = get_array_module(a)
+        need_a, need_b = ctx.needs_input_grad or (True, True)
+        da = unbroadcast(gy * b * a ** (b - 1), a.shape) if need_a else None
+        db = None
+        if need_b:
+            safe_log = xp.log(xp.where(a > 0, a, 1))
+            db = unbroadcast(gy * y * safe_log, b.shape)
+        return da, db
+
+
+# ==== unary =======================================================================================
+
+@register
+class Neg(Op):
+    """-x."""
+
+    name = "neg"
+
+    def forward(self, ctx, x):
+        return -x
+
+    def backward(self, ctx, gy):
+        return (-gy,)
+
+
+@register
+class Exp(Op):
+    """e^x."""
+
+    name = "exp"
+
+    def forward(self, ctx, x):
+        y = get_array_module(x).exp(x)
+        ctx.save(y)
+        return y
+
+    def backward(self, ctx, gy):
+        (y,) = ctx.saved
+        return (gy * y,)
+
+
+@register
+class Log(Op):
+    """Natural logarithm ln x."""
+
+    name = "log"
+
+    def forward(self, ctx, x):
+        ctx.save(x)
+        return get_array_module(x).log(x)
+
+    def backward(self, ctx, gy):
+        (x,) = ctx.saved
+        return (gy / x,)
+
+
+@register
+class Sqrt(Op):
+    """Square root."""
+
+    name = "sqrt"
+
+    def forward(self, ctx, x):
+        y = get_array_module(x).sqrt(x)
+        ctx.save(y)
+        return y
+
+    def backward(self, ctx, gy):
+        (y,) = ctx.saved
+        return (gy / (2 * y),)
+
+
+@register
+class Square(Op):
+    """x^2."""
+
+    name = "square"
+
+    def forward(self, ctx, x):
+        ctx.save(x)
+        return x * x
+
+    def backward(self, ctx, gy):
+        (x,) = ctx.saved
+        return (2 * x * gy,)
+
+
+@register
+class Abs(Op):
+    """|x|, with gradient sign(x) (0 at 0)."""
+
+    name = "abs"
+
+    def forward(self, ctx, x):
+        xp = get_array_module(x)
+        ctx.save(x)
+        return xp.abs(x)
+
+    def backward(self, ctx, gy):
+        (x,) = ctx.saved
+        return (gy * get_array_module(x).sign(x),)

@@ -1,0 +1,248 @@
+"""The op contract: one small class per op, registered by name.
+
+An op declares
+
+* ``name``: the word used in model files (``op: matmul``);
+* ``inputs``: its input names, in order; a name ending in ``?`` is optional, one ending in
+  ``*`` takes all remaining inputs (``concat``);
+* ``attrs``: ``{name: Attr(kind, default, doc)}``; an unknown attribute is an error at load;
+* ``infer(*shapes)``: the output shape from input shapes (no data: shapes may hold symbolic
+  dimensions such as ``"batch"``, or ``None`` for "unknown");
+* ``forward(ctx, *xs)``: the output array; it saves on ``ctx`` exactly what backward needs;
+* ``backward(ctx, gy)``: one gradient per input (``None`` where there is none).
+
+Ops get their array module from their inputs (``xp = get_array_module(x)``) and never call
+NumPy directly, so the same code runs on CuPy.  Broadcasting binary ops reduce their gradients
+with the one shared :func:`unbroadcast`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from ..backend import get_array_module
+from ..errors import did_you_mean, known
+
+REQUIRED = object()  # marker: an attribute without default must be given
+
+
+class ShapeError(Exception):
+    """Raised by shape rules; the graph adds the node, tensors and file location."""
+
+
+class AttrError(Exception):
+    """Raised when a node's attributes do not fit its op's declaration."""
+
+
+# ==== attributes ==================================================================================
+
+_KIND_CHECKS = {
+    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
+    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
+    "bool": lambda v: isinstance(v, bool),
+    "str": lambda v: isinstance(v, str),
+    "ints": lambda v: isinstance(v, list) and all(_KIND_CHECKS["int"](i) for i in v),
+    "int_or_ints": lambda v: _KIND_CHECKS["int"](v) or (
+        _KIND_CHECKS["ints"](v) and len(v) == 2),
+    "axis": lambda v: v is None or _KIND_CHECKS["int"](v) or _KIND_CHECKS["ints"](v),
+}
+
+
+@dataclass(frozen=True)
+class Attr:
+    """An op attribute: its kind (a key of ``_KIND_CHECKS``), its default and a one-line doc."""
+
+    kind: str
+    default: Any = REQUIRED
+    doc: str = ""
+    choices: tuple | None = None
+
+    @property
+    def required(self) -> bool:
+        return self.default is REQUIRED
+
+    def check(self, name: str, value):
+        """Return ``value`` converted to the declared kind, or raise :class:`AttrError`."""
+        if value is None and self.default is None:
+            return None
+        if not _KIND_CHECKS[self.kind](value):
+            raise AttrError(f"attribute '{name}' must be {self.kind}, got {value!r}")
+        if self.choices is not None and value not in self.choices:
+            raise AttrError(f"attribute '{name}' must be one of {list(self.choices)}, "
+                            f"got {value!r}{did_you_mean(value, self.choices)}")
+        if self.kind == "float":
+            return float(value)
+        return value
+
+
+# ==== the op base class ===========================================================================
+
+class Context:
+    """Per-node scratch space between forward and backward.
+
+    ``saved`` holds what forward chose to keep; ``training`` tells dropout whether to act;
+    ``rng`` is the run's random generator (same backend as the arrays);
+    ``needs_input_grad`` lets backward skip gradients nobody asked for.
+    """
+
+    __slots__ = ("saved", "training", "rng", "needs_input_grad", "extra")
+
+    def __init__(self, training=False, rng=None, needs_input_grad=()):
+        self.saved = ()
+        self.training = training
+        self.rng = rng
+        self.needs_input_grad = needs_input_grad
+        self.extra = None
+
+    def save(self, *arrays):
+        self.saved = arrays
+
+
+class Op:
+    """Base class of every op; see the module docstring for the contract."""
+
+    name: ClassVar[str] = ""
+    inputs: ClassVar[tuple[str, ...]] = ("x",)
+    attrs: ClassVar[dict[str, Attr]] = {}
+    doc: ClassVar[str] = ""
+    differentiable: ClassVar[bool] = True  # False: no gradient flows through (``sign``)
+    integer_inputs: ClassVar[tuple[int, ...]] = ()  # inputs that may hold class indices
+
+    def __init__(self, **attrs):
+        for key in attrs:
+            if key not in self.attrs:
+                raise AttrError(f"op '{self.name}' has no attribute '{key}'"
+                                f"{did_you_mean(key, self.attrs)}; "
+                                f"its attributes: {known(self.attrs) or 'none'}")
+        for key, spec in self.attrs.items():
+            if key in attrs:
+                value = spec.check(key, attrs[key])
+            elif spec.required:
+                raise AttrError(f"op '{self.name}' needs attribute '{key}' ({spec.doc})")
+            else:
+                value = spec.default
+            setattr(self, key, value)
+
+    # -- declared arity ----------------------------------------------------------------------
+    @classmethod
+    def arity(cls) -> tuple[int, int | None]:
+        """(minimum, maximum) number of inputs; maximum None means any number."""
+        required = [n for n in cls.inputs if not n.endswith(("?", "*"))]
+        if any(n.endswith("*") for n in cls.inputs):
+            return max(len(required), 1), None
+        return len(required), len(cls.inputs)
+
+    def attr_values(self) -> dict:
+        """The node's attributes with defaults filled in."""
+        return {k: getattr(self, k) for k in self.attrs}
+
+    # -- the three rules ---------------------------------------------------------------------
+    def infer(self, *shapes):
+        """Output shape from input shapes; default: same shape as the first input."""
+        return shapes[0]
+
+    def forward(self, ctx: Context, *xs):
+        raise NotImplementedError
+
+    def backward(self, ctx: Context, gy):
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.attr_values().items())
+        return f"{type(self).__name__}({args})"
+
+
+# ==== registry ====================================================================================
+
+REGISTRY: dict[str, type[Op]] = {}
+
+
+def register(cls: type[Op]) -> type[Op]:
+    """Class decorator: make ``cls`` available under ``cls.name`` in model files."""
+    if not cls.name:
+        raise ValueError(f"{cls.__name__} has no name")
+    if not cls.doc and cls.__doc__:
+        cls.doc = cls.__doc__.strip().splitlines()[0]
+    REGISTRY[cls.name] = cls
+    return cls
+
+
+def get_op(name: str) -> type[Op]:
+    """The op class registered under ``name``; KeyError with a did-you-mean otherwise."""
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        raise KeyError(f"unknown op '{name}'{did_you_mean(name, REGISTRY)}") from None
+
+
+# ==== shared helpers ==============================================================================
+
+def unbroadcast(g, shape):
+    """Sum ``g`` down to ``shape``: the gradient of NumPy broadcasting, written once."""
+    shape = tuple(shape)
+    if g.shape == shape:
+        return g
+    extra = g.ndim - len(shape)
+    if extra > 0:
+        g = g.sum(axis=tuple(range(extra)))
+    axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
+    if axes:
+        g = g.sum(axis=axes, keepdims=True)
+    return g.reshape(shape)
+
+
+def same_dim(a, b) -> bool:
+    """Whether two dimensions can be equal (unknown or symbolic ones may be)."""
+    return a is None or b is None or isinstance(a, str) or isinstance(b, str) or a == b
+
+
+def join_dim(a, b):
+    """The dimension two compatible dimensions agree on (known beats symbolic beats unknown)."""
+    for d in (a, b):
+        if isinstance(d, int):
+            return d
+    return a if a is not None else b
+
+
+def broadcast_shapes(*shapes):
+    """NumPy broadcasting on shapes that may hold symbols; raises :class:`ShapeError`."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for i in range(ndim):
+        dims = [s[len(s) - ndim + i] for s in shapes if len(s) - ndim + i >= 0]
+        result = 1
+        for d in dims:
+            if d == 1:
+                continue
+            if result == 1:
+                result = d
+            elif same_dim(result, d):
+                result = join_dim(result, d)
+            else:
+                raise ShapeError("shapes " + " and ".join(fmt_shape(s) for s in shapes)
+                                 + " do not broadcast")
+        out.append(result)
+    return tuple(out)
+
+
+def fmt_shape(shape) -> str:
+    """``(batch, 784)``-style text for a shape."""
+    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
+
+
+def norm_axis(axis, ndim):
+    """Normalise an int/list/None axis attribute to a tuple of non-negative axes."""
+    if axis is None:
+        return tuple(range(ndim))
+    axes = (axis,) if isinstance(axis, int) else tuple(axis)
+    for a in axes:
+        if not -ndim <= a < ndim:
+            raise ShapeError(f"axis {a} is out of range for a tensor of rank {ndim}")
+    return tuple(sorted(a % ndim for a in axes))
+
+
+__all__ = [
+    "Attr", "AttrError", "Context", "Op", "REGISTRY", "REQUIRED", "ShapeError",
+    "broadcast_shapes", "fmt_shape", "get_array_module", "get_op", "join_dim", "norm_axis",
+    "register", "same_dim", "unbroadcast",
+]
