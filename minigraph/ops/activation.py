@@ -1,1 +1,161 @@
-"""(to be written)"""
+"""Activations: element-wise non-linearities and their derivatives.
+
+| op         | y = f(x)                         | f'(x)                          |
+| ---------- | -------------------------------- | ------------------------------ |
+| sigmoid    | 1 / (1 + e^-x)                   | y (1 - y)                      |
+| tanh       | tanh x                           | 1 - y^2                        |
+| relu       | max(x, 0)                        | 1 if x > 0 else 0              |
+| leaky_relu | x if x > 0 else alpha x          | 1 if x > 0 else alpha          |
+| elu        | x if x > 0 else alpha (e^x - 1)  | 1 if x > 0 else y + alpha      |
+| softplus   | ln(1 + e^x)                      | sigmoid(x)                     |
+| swish      | x sigmoid(beta x)                | s + beta y (1 - s), s = sigmoid(beta x) |
+| sign       | -1, 0 or 1                       | none (not differentiable)      |
+
+At the kink x = 0 the piecewise ops use the x <= 0 branch.
+"""
+from __future__ import annotations
+
+from .base import Attr, Op, get_array_module, register
+
+
+def stable_sigmoid(x):
+    """1 / (1 + e^-x) without overflow.
+
+    With e = e^-|x| (never above 1): sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) else.
+    """
+    xp = get_array_module(x)
+    e = xp.exp(-xp.abs(x))
+    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+
+
+@register
+class Sigmoid(Op):
+    """Logistic sigmoid 1 / (1 + e^-x), computed without overflow."""
+
+    name = "sigmoid"
+
+    def forward(self, ctx, x):
+        y = stable_sigmoid(x)
+        ctx.save(y)
+        return y
+
+    def backward(self, ctx, gy):
+        (y,) = ctx.saved
+        return (gy * y * (1 - y),)
+
+
+@register
+class Tanh(Op):
+    """Hyperbolic tangent; dy/dx = 1 - y^2."""
+
+    name = "tanh"
+
+    def forward(self, ctx, x):
+        y = get_array_module(x).tanh(x)
+        ctx.save(y)
+        return y
+
+    def backward(self, ctx, gy):
+        (y,) = ctx.saved
+        return (gy * (1 - y * y),)
+
+
+@register
+class ReLU(Op):
+    """max(x, 0); gradient 1 where x > 0, else 0."""
+
+    name = "relu"
+
+    def forward(self, ctx, x):
+        ctx.save(x > 0)
+        return get_array_module(x).maximum(x, 0)
+
+    def backward(self, ctx, gy):
+        (positive,) = ctx.saved
+        return (gy * positive,)
+
+
+@register
+class LeakyReLU(Op):
+    """x for x > 0, alpha * x otherwise."""
+
+    name = "leaky_relu"
+    attrs = {"alpha": Attr("float", 0.01, "slope for x <= 0")}
+
+    def forward(self, ctx, x):
+        xp = get_array_module(x)
+        positive = x > 0
+        ctx.save(positive)
+        return xp.where(positive, x, x * self.alpha)
+
+    def backward(self, ctx, gy):
+        (positive,) = ctx.saved
+        xp = get_array_module(gy)
+        return (xp.where(positive, gy, gy * self.alpha),)
+
+
+@register
+class ELU(Op):
+    """x for x > 0, alpha * (e^x - 1) otherwise; dy/dx = y + alpha there."""
+
+    name = "elu"
+    attrs = {"alpha": Attr("float", 1.0, "value approached as x -> -inf is -alpha")}
+
+    def forward(self, ctx, x):
+        xp = get_array_module(x)
+        positive = x > 0
+        y = xp.where(positive, x, self.alpha * xp.expm1(xp.minimum(x, 0)))
+        ctx.save(positive, y)
+        return y
+
+    def backward(self, ctx, gy):
+        positive, y = ctx.saved
+        xp = get_array_module(gy)
+        return (xp.where(positive, gy, gy * (y + self.alpha)),)
+
+
+@register
+class Softplus(Op):
+    """ln(1 + e^x), computed as logaddexp(0, x); dy/dx = sigmoid(x)."""
+
+    name = "softplus"
+
+    def forward(self, ctx, x):
+        ctx.save(x)
+        return get_array_module(x).logaddexp(0, x)
+
+    def backward(self, ctx, gy):
+        (x,) = ctx.saved
+        return (gy * stable_sigmoid(x),)
+
+
+@register
+class Swish(Op):
+    """x * sigmoid(beta x) (SiLU when beta = 1); dy/dx = s + beta y (1 - s)."""
+
+    name = "swish"
+    attrs = {"beta": Attr("float", 1.0, "sharpness of the gate sigmoid(beta x)")}
+
+    def forward(self, ctx, x):
+        s = stable_sigmoid(x * self.beta)
+        y = x * s
+        ctx.save(s, y)
+        return y
+
+    def backward(self, ctx, gy):
+        s, y = ctx.saved
+        return (gy * (s + self.beta * y * (1 - s)),)
+
+
+@register
+class Sign(Op):
+    """-1, 0 or 1; no gradient flows through it (its derivative is 0 almost everywhere)."""
+
+    name = "sign"
+    differentiable = False
+
+    def forward(self, ctx, x):
+        return get_array_module(x).sign(x)
+
+    def backward(self, ctx, gy):
+        return (None,)

@@ -1,0 +1,119 @@
+"""What ``minigraph check``, ``summary`` and ``ops`` report, as data (the CLI prints it)."""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from .gradcheck import check_gradients
+from .graph import Graph
+from .ops import REGISTRY
+from .ops.base import REQUIRED, fmt_shape
+from .ops.layers import LAYERS
+
+
+@dataclass
+class SummaryRow:
+    node: str
+    op: str
+    inputs: str
+    output: str
+    shape: str
+    params: int
+
+
+def summary_rows(graph: Graph) -> list:
+    """One row per primitive node: inputs, output shape and the params it reads."""
+    rows = []
+    for n in graph.nodes:
+        count = sum(math.prod(graph.tensors[t].shape) for t in n.inputs
+                    if graph.tensors[t].kind == "param")
+        rows.append(SummaryRow(n.name, n.op_name, ", ".join(n.inputs), n.outputs[0],
+                               fmt_shape(graph.tensors[n.outputs[0]].shape), count))
+    return rows
+
+
+def shape_rows(graph: Graph) -> list:
+    """(tensor, kind, shape, dtype) for every tensor, sources first, then in schedule order."""
+    return [(t.name, t.kind, fmt_shape(t.shape), t.dtype) for t in graph.tensors.values()]
+
+
+@dataclass
+class OpInfo:
+    name: str
+    inputs: str
+    attrs: str
+    doc: str
+    layer: bool = False
+
+
+def op_infos() -> list:
+    """Every registered op and layer op with inputs, attributes (defaults) and doc."""
+    out = []
+    for registry, layer in ((REGISTRY, False), (LAYERS, True)):
+        for name in sorted(registry):
+            cls = registry[name]
+            attrs = ", ".join(k if a.default is REQUIRED else f"{k}={a.default!r}"
+                              for k, a in cls.attrs.items())
+            out.append(OpInfo(name, ", ".join(cls.inputs), attrs, cls.doc, layer))
+    return out
+
+
+def random_feeds(graph: Graph, batch: int = 4, seed: int = 0) -> dict:
+    """Made-up data of the declared shapes (symbolic dims = ``batch``), for checks without data.
+
+    An integer input (class labels) gets indices below the class count of the node reading it.
+    """
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, spec in graph.inputs.items():
+        shape = tuple(batch if isinstance(d, str) else d for d in spec.shape)
+        if spec.real_dtype.startswith("int"):
+            classes = 2
+            for node in graph.consumers(name):
+                others = [t for t in node.inputs if t != name]
+                if others and graph.tensors[others[0]].shape:
+                    last = graph.tensors[others[0]].shape[-1]
+                    classes = last if isinstance(last, int) else classes
+            feeds[name] = rng.integers(0, classes, shape)
+        else:
+            feeds[name] = rng.uniform(-1.0, 1.0, shape)
+    return feeds
+
+
+@dataclass
+class CheckReport:
+    graph: Graph
+    feeds_from: str
+    grads: list = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return all(r.ok for r in self.grads)
+
+
+def check_model(graph: Graph, *, data_dir=None, seed: int = 0, batch: int = 4) -> CheckReport:
+    """Validate (already done by loading), then check every param's gradient numerically.
+
+    Uses up to ``batch`` examples of the file's own training data when it is inline, a file
+    or a generator; otherwise (named data sets, or no data) made-up data of the right shapes.
+    """
+    if graph.loss is None:
+        return CheckReport(graph, "no loss: gradient check skipped")
+    feeds, source = None, "made-up data of the declared shapes"
+    train = (graph.spec.data or {}).get("train") or {}
+    if graph.spec.data and "dataset" not in train:
+        from .data import load_data
+
+        spec = graph.spec
+        base = Path(spec.doc.file).parent if spec.doc is not None else Path(".")
+        splits = load_data(spec.data, {k: v.to_dict() for k, v in spec.inputs.items()},
+                           base_dir=base, data_dir=data_dir, at=lambda *k: spec.at("data", *k))
+        if splits.train:
+            feeds = {k: v[:batch] for k, v in splits.train.items()}
+            source = f"the first {len(next(iter(feeds.values())))} training examples"
+    if feeds is None:
+        feeds = random_feeds(graph, batch, seed)
+    return CheckReport(graph, source, check_gradients(graph, feeds, seed=seed))

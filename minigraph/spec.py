@@ -1,0 +1,362 @@
+"""The model-file schema: plain data in, checked dataclasses out, and back again.
+
+``parse_spec`` checks the keys and value types of every section and reports mistakes as
+``FILE:LINE:COLUMN: message`` with a did-you-mean.  It does not look at the graph (that is
+:mod:`minigraph.graph`).  ``ModelSpec.to_dict`` gives back exactly the data that was read, so
+file -> spec -> file is the identity, and a model built in Python saves as a file that looks
+hand-written (:func:`dump_yaml`).
+"""
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+
+import yaml
+
+from .errors import ModelError, did_you_mean
+from .loader import Document, from_dict
+
+FORMAT_VERSION = 1
+DTYPES = ("float32", "float64", "int32", "int64")
+TOP_KEYS = ("minigraph", "name", "description", "inputs", "params", "constants", "nodes",
+            "outputs", "loss", "data", "train")
+REQUIRED_TOP = ("minigraph", "name", "inputs", "nodes", "outputs")
+NODE_KEYS = ("name", "op", "inputs", "outputs", "attrs")
+_SYMBOL = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+
+@dataclass
+class InputSpec:
+    """A tensor fed from data."""
+
+    name: str
+    shape: list
+    dtype: str | None = None  # None: not written in the file (float32)
+
+    @property
+    def real_dtype(self) -> str:
+        return self.dtype or "float32"
+
+    def to_dict(self) -> dict:
+        d = {"shape": list(self.shape)}
+        if self.dtype is not None:
+            d["dtype"] = self.dtype
+        return d
+
+
+@dataclass
+class ParamSpec:
+    """A trainable tensor with its initializer (checked by :mod:`minigraph.init`)."""
+
+    name: str
+    shape: list
+    init: object = "zeros"
+    has_init: bool = True  # False: not written in the file (zeros)
+
+    def to_dict(self) -> dict:
+        d = {"shape": list(self.shape)}
+        if self.has_init:
+            d["init"] = self.init
+        return d
+
+
+@dataclass
+class ConstantSpec:
+    """A fixed tensor: a number or nested list."""
+
+    name: str
+    value: object
+    dtype: str | None = None
+
+    def to_dict(self) -> dict:
+        d = {"value": self.value}
+        if self.dtype is not None:
+            d["dtype"] = self.dtype
+        return d
+
+
+@dataclass
+class NodeSpec:
+    """One op as written in the file: name, op, input and output tensors, attributes."""
+
+    name: str
+    op: str
+    inputs: list
+    outputs: list
+    attrs: dict = field(default_factory=dict)
+    index: int = -1  # position in the file's node list (for error locations)
+
+    def to_dict(self) -> dict:
+        d = {"name": self.name, "op": self.op, "inputs": list(self.inputs),
+             "outputs": list(self.outputs)}
+        if self.attrs:
+            d["attrs"] = dict(self.attrs)
+        return d
+
+
+@dataclass
+class ModelSpec:
+    """A whole model file, section by section, as written."""
+
+    name: str
+    inputs: dict
+    nodes: list
+    outputs: list
+    params: dict = field(default_factory=dict)
+    constants: dict = field(default_factory=dict)
+    description: str | None = None
+    loss: str | None = None
+    data: dict | None = None
+    train: dict | None = None
+    version: int = FORMAT_VERSION
+    doc: Document | None = field(default=None, repr=False, compare=False)
+    present: tuple = field(default=(), repr=False, compare=False)  # optional keys written
+
+    # -- locations -------------------------------------------------------------------------
+    def at(self, *path):
+        """Location of ``path`` in the source file (None-safe for specs built in Python)."""
+        return self.doc.at(*path) if self.doc is not None else None
+
+    def key_at(self, *path):
+        return self.doc.key_at(*path) if self.doc is not None else None
+
+    def node_at(self, node: NodeSpec, *path):
+        return self.at("nodes", node.index, *path) if node.index >= 0 else None
+
+    # -- back to data ----------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        """The model as plain data, keys in the canonical order; identity with the file."""
+        d = {"minigraph": self.version, "name": self.name}
+        if self.description is not None:
+            d["description"] = self.description
+        d["inputs"] = {k: v.to_dict() for k, v in self.inputs.items()}
+        if self.params or "params" in self.present:
+            d["params"] = {k: v.to_dict() for k, v in self.params.items()}
+        if self.constants or "constants" in self.present:
+            d["constants"] = {k: v.to_dict() for k, v in self.constants.items()}
+        d["nodes"] = [n.to_dict() for n in self.nodes]
+        d["outputs"] = list(self.outputs)
+        if self.loss is not None:
+            d["loss"] = self.loss
+        if self.data is not None:
+            d["data"] = self.data
+        if self.train is not None:
+            d["train"] = self.train
+        return d
+
+
+# ==== checking ====================================================================================
+
+class _Checker:
+    """Small helpers that raise located ModelErrors."""
+
+    def __init__(self, doc: Document):
+        self.doc = doc
+
+    def fail(self, message, *path, key=False):
+        loc = self.doc.key_at(*path) if key else self.doc.at(*path)
+        raise ModelError(message, loc)
+
+    def mapping(self, value, what, *path):
+        if not isinstance(value, dict):
+            self.fail(f"{what} must be a mapping, got {_kind(value)}", *path)
+        return value
+
+    def seq(self, value, what, *path):
+        if not isinstance(value, list):
+            self.fail(f"{what} must be a list, got {_kind(value)}", *path)
+        return value
+
+    def name(self, value, what, *path):
+        if not isinstance(value, str) or not value:
+            self.fail(f"{what} must be a name (a string), got {_kind(value)}", *path)
+        return value
+
+    def keys(self, mapping, allowed, what, *path, required=()):
+        for key in mapping:
+            if key not in allowed:
+                self.fail(f"unknown key '{key}' in {what}{did_you_mean(key, allowed)}; "
+                          f"allowed keys: {', '.join(allowed)}", *path, key, key=True)
+        for key in required:
+            if key not in mapping:
+                self.fail(f"{what} is missing required key '{key}'", *path)
+
+    def shape(self, value, what, *path):
+        self.seq(value, f"the shape of {what}", *path)
+        for i, d in enumerate(value):
+            ok_int = isinstance(d, int) and not isinstance(d, bool) and d > 0
+            ok_sym = isinstance(d, str) and _SYMBOL.match(d)
+            if not (ok_int or ok_sym):
+                self.fail(f"dimension {i} of {what} must be a positive integer or a symbolic "
+                          f"name such as 'batch', got {d!r}", *path, i)
+        return list(value)
+
+    def dtype(self, value, what, *path):
+        if value not in DTYPES:
+            self.fail(f"dtype of {what} must be one of {', '.join(DTYPES)}, got {value!r}"
+                      f"{did_you_mean(value, DTYPES)}", *path)
+        return value
+
+
+def _kind(value) -> str:
+    return {dict: "a mapping", list: "a list", str: "a string", bool: "a boolean",
+            int: "a number", float: "a number", type(None): "nothing"}.get(type(value), "a value")
+
+
+def parse_spec(doc: Document) -> ModelSpec:
+    """Check a parsed document against the schema and return a :class:`ModelSpec`."""
+    c = _Checker(doc)
+    top = doc.data
+    c.keys(top, TOP_KEYS, "the model", required=())
+    for key in REQUIRED_TOP:
+        if key not in top:
+            raise ModelError(f"the model is missing required key '{key}' "
+                             f"(required: {', '.join(REQUIRED_TOP)})", doc.at())
+    version = top["minigraph"]
+    if version != FORMAT_VERSION:
+        c.fail(f"unsupported format version {version!r}: this minigraph reads version "
+               f"{FORMAT_VERSION} (write 'minigraph: {FORMAT_VERSION}')", "minigraph")
+    name = c.name(top["name"], "'name'", "name")
+    description = top.get("description")
+    if description is not None and not isinstance(description, str):
+        c.fail("'description' must be text", "description")
+
+    inputs = {}
+    for tname, entry in c.mapping(top["inputs"], "'inputs'", "inputs").items():
+        path = ("inputs", tname)
+        c.mapping(entry, f"input '{tname}'", *path)
+        c.keys(entry, ("shape", "dtype"), f"input '{tname}'", *path, required=("shape",))
+        shape = c.shape(entry["shape"], f"input '{tname}'", *path, "shape")
+        dtype = c.dtype(entry["dtype"], f"input '{tname}'", *path, "dtype") \
+            if "dtype" in entry else None
+        inputs[tname] = InputSpec(tname, shape, dtype)
+
+    params = {}
+    for tname, entry in c.mapping(top.get("params") or {}, "'params'", "params").items():
+        path = ("params", tname)
+        c.mapping(entry, f"param '{tname}'", *path)
+        c.keys(entry, ("shape", "init"), f"param '{tname}'", *path, required=("shape",))
+        shape = c.shape(entry["shape"], f"param '{tname}'", *path, "shape")
+        for d in shape:
+            if isinstance(d, str):
+                c.fail(f"param '{tname}' has symbolic dimension '{d}': params need fixed "
+                       "sizes", *path, "shape")
+        params[tname] = ParamSpec(tname, shape, entry.get("init", "zeros"), "init" in entry)
+
+    constants = {}
+    for tname, entry in c.mapping(top.get("constants") or {}, "'constants'",
+                                  "constants").items():
+        path = ("constants", tname)
+        c.mapping(entry, f"constant '{tname}'", *path)
+        c.keys(entry, ("value", "dtype"), f"constant '{tname}'", *path, required=("value",))
+        dtype = c.dtype(entry["dtype"], f"constant '{tname}'", *path, "dtype") \
+            if "dtype" in entry else None
+        constants[tname] = ConstantSpec(tname, entry["value"], dtype)
+
+    nodes = []
+    for i, entry in enumerate(c.seq(top["nodes"], "'nodes'", "nodes")):
+        path = ("nodes", i)
+        c.mapping(entry, f"node {i}", *path)
+        c.keys(entry, NODE_KEYS, f"node {i}", *path, required=("name", "op", "outputs"))
+        nname = c.name(entry["name"], f"the name of node {i}", *path, "name")
+        op = c.name(entry["op"], f"the op of node '{nname}'", *path, "op")
+        ins = c.seq(entry.get("inputs", []), f"the inputs of node '{nname}'", *path, "inputs")
+        outs = c.seq(entry["outputs"], f"the outputs of node '{nname}'", *path, "outputs")
+        for j, t in enumerate(ins):
+            c.name(t, f"input {j} of node '{nname}'", *path, "inputs", j)
+        for j, t in enumerate(outs):
+            c.name(t, f"output {j} of node '{nname}'", *path, "outputs", j)
+        attrs = c.mapping(entry.get("attrs", {}) or {}, f"the attrs of node '{nname}'",
+                          *path, "attrs")
+        nodes.append(NodeSpec(nname, op, list(ins), list(outs), dict(attrs), index=i))
+
+    outputs = c.seq(top["outputs"], "'outputs'", "outputs")
+    for j, t in enumerate(outputs):
+        c.name(t, f"output {j}", "outputs", j)
+    loss = top.get("loss")
+    if loss is not None:
+        c.name(loss, "'loss'", "loss")
+    data = top.get("data")
+    if data is not None:
+        c.mapping(data, "'data'", "data")
+    train = top.get("train")
+    if train is not None:
+        c.mapping(train, "'train'", "train")
+
+    present = tuple(k for k in ("params", "constants") if k in top)
+    return ModelSpec(name=name, inputs=inputs, nodes=nodes, outputs=list(outputs),
+                     params=params, constants=constants, description=description, loss=loss,
+                     data=data, train=train, version=version, doc=doc, present=present)
+
+
+def spec_from_dict(data: dict, file: str = "<dict>") -> ModelSpec:
+    """Check an in-memory dict (Python API)."""
+    return parse_spec(from_dict(data, file))
+
+
+# ==== writing =====================================================================================
+
+class _FlowList(list):
+    """A list written inline: ``[x, W1]``."""
+
+
+class _FlowDict(dict):
+    """A mapping written inline: ``{name: fc1, op: matmul, ...}``."""
+
+
+class _Dumper(yaml.SafeDumper):
+    """Block style for sections, flow style for nodes and shapes, like hand-written files."""
+
+
+_Dumper.add_representer(_FlowList, lambda d, v: d.represent_sequence(
+    "tag:yaml.org,2002:seq", v, flow_style=True))
+_Dumper.add_representer(_FlowDict, lambda d, v: d.represent_mapping(
+    "tag:yaml.org,2002:map", v.items(), flow_style=True))
+
+
+def _str_representer(dumper, value):
+    style = "|" if "\n" in value else None
+    return dumper.represent_scalar("tag:yaml.org,2002:str", value, style=style)
+
+
+_Dumper.add_representer(str, _str_representer)
+
+
+def _flow(value):
+    """Mark small leaves (lists of scalars, node entries, tensor entries) as inline."""
+    if isinstance(value, dict):
+        return _FlowDict({k: _flow(v) for k, v in value.items()})
+    if isinstance(value, list):
+        return _FlowList(_flow(v) for v in value)
+    return value
+
+
+def _styled(d: dict) -> dict:
+    out = {}
+    for key, value in d.items():
+        if key in ("inputs", "params", "constants"):
+            out[key] = {k: _flow(v) for k, v in value.items()}
+        elif key == "nodes":
+            out[key] = [_flow(n) for n in value]
+        elif key == "outputs":
+            out[key] = _flow(value)
+        elif key in ("data", "train"):
+            out[key] = {k: _flow(v) for k, v in value.items()}
+        else:
+            out[key] = value
+    return out
+
+
+def dump_yaml(spec_or_dict) -> str:
+    """YAML text for a model, laid out like a hand-written file."""
+    d = spec_or_dict.to_dict() if isinstance(spec_or_dict, ModelSpec) else spec_or_dict
+    return yaml.dump(_styled(d), Dumper=_Dumper, sort_keys=False, width=100,
+                     default_flow_style=False, allow_unicode=True)
+
+
+def dump_json(spec_or_dict) -> str:
+    """JSON text for a model."""
+    d = spec_or_dict.to_dict() if isinstance(spec_or_dict, ModelSpec) else spec_or_dict
+    return json.dumps(d, indent=2) + "\n"
+

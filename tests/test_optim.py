@@ -1,0 +1,385 @@
+"""Tests for minigraph.optim and minigraph.schedules.
+
+The parity tests run the same updates in PyTorch (the reference) and compare after every step.
+They need PyTorch (``make torch``) and skip without it; every other test runs on NumPy alone.
+"""
+import math
+
+import numpy as np
+import pytest
+
+from minigraph.errors import ModelError
+from minigraph.optim import OPTIMIZERS, Optimizer, make_optimizer
+from minigraph.schedules import SCHEDULES, make_schedule
+
+ALL_TYPES = ["sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamax", "nadam"]
+
+
+@pytest.fixture
+def torch():
+    """PyTorch, or skip the test (only the parity tests ask for it)."""
+    return pytest.importorskip("torch", reason="PyTorch not installed: parity tests need `make torch`")
+
+
+def make_params(dtype=np.float64, seed=0):
+    rng = np.random.default_rng(seed)
+    return {"W": rng.normal(size=(3, 4)).astype(dtype), "b": rng.normal(size=(4,)).astype(dtype)}
+
+
+def make_grads(steps, seed=1):
+    """A fixed sequence of random gradients for the parameters of make_params."""
+    rng = np.random.default_rng(seed)
+    return [{"W": rng.normal(size=(3, 4)), "b": rng.normal(size=(4,))} for _ in range(steps)]
+
+
+# =============================================================================
+# (a) every optimizer makes progress on a quadratic
+# =============================================================================
+
+# loss(θ) = ½ Σ a ⊙ (θ − c)²   with gradient  a ⊙ (θ − c)
+SCALE = np.array([1.0, 3.0, 0.5, 2.0])
+CENTRE = np.array([1.0, -2.0, 0.5, 3.0])
+
+
+def quadratic(theta):
+    return 0.5 * float(np.sum(SCALE * (theta - CENTRE) ** 2))
+
+
+@pytest.mark.parametrize("kind", ALL_TYPES)
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+def test_update_decreases_quadratic_loss(kind, dtype):
+    theta = np.zeros(4, dtype=dtype)
+    params = {"theta": theta}
+    opt = make_optimizer({"type": kind, "lr": 1.0 if kind == "adadelta" else 0.05})
+    before = quadratic(theta)
+    for _ in range(50):
+        opt.step(params, {"theta": (SCALE * (params["theta"] - CENTRE)).astype(dtype)})
+    assert params["theta"] is theta, "step must update the parameter array in place"
+    assert theta.dtype == dtype
+    assert opt.t == 50
+    assert quadratic(theta) < 0.9 * before
+    for slot, value in opt.state["theta"].items():
+        if slot not in opt.scalar_slots:
+            assert value.dtype == dtype, f"state slot {slot} changed dtype"
+
+
+def test_default_learning_rate_also_decreases_loss():
+    for kind in ALL_TYPES:
+        params = {"theta": np.zeros(4)}
+        opt = make_optimizer({"type": kind})
+        for _ in range(5):
+            opt.step(params, {"theta": SCALE * (params["theta"] - CENTRE)})
+        assert quadratic(params["theta"]) < quadratic(np.zeros(4)), kind
+
+
+def test_params_without_grads_are_skipped():
+    params = make_params()
+    frozen = params["b"].copy()
+    opt = make_optimizer({"type": "adam", "lr": 0.1})
+    opt.step(params, {"W": np.ones((3, 4))})
+    np.testing.assert_array_equal(params["b"], frozen)
+    assert "b" not in opt.state and opt.state["W"]["step"] == 1
+
+
+def test_weight_decay_is_added_to_the_gradient():
+    # Plain SGD: θ ← θ − γ (g + λ θ)
+    params = {"x": np.array([2.0, -1.0])}
+    make_optimizer({"type": "sgd", "lr": 0.1, "weight_decay": 0.5}).step(params, {"x": np.array([1.0, 1.0])})
+    np.testing.assert_allclose(params["x"], [2.0 - 0.1 * (1.0 + 1.0), -1.0 - 0.1 * (1.0 - 0.5)])
+
+
+def test_lr_is_an_attribute_schedules_can_set():
+    opt = make_optimizer({"type": "sgd", "lr": 0.1})
+    opt.lr = 0.01
+    params = {"x": np.array([1.0])}
+    opt.step(params, {"x": np.array([1.0])})
+    np.testing.assert_allclose(params["x"], [0.99])
+
+
+def test_defaults_and_registry():
+    assert sorted(OPTIMIZERS) == sorted(ALL_TYPES)
+    assert make_optimizer({"type": "adam"}).lr == 1e-3
+    assert make_optimizer({"type": "adadelta"}).lr == 1.0
+    assert make_optimizer({"type": "nadam"}).lr == 2e-3
+    assert make_optimizer({"type": "momentum"}).momentum == 0.9
+    assert make_optimizer({"type": "sgd"}).momentum == 0.0
+    assert make_optimizer({"type": "adam", "betas": [0.8, 0.9]}).betas == (0.8, 0.9)
+    for cls in OPTIMIZERS.values():
+        assert issubclass(cls, Optimizer)
+        assert cls().config() == make_optimizer(cls().config()).config()
+
+
+# =============================================================================
+# (b) saving and loading the state continues bit for bit
+# =============================================================================
+
+ROUND_TRIP_CONFIGS = [
+    {"type": "sgd", "lr": 0.1},
+    {"type": "sgd", "lr": 0.1, "momentum": 0.5, "nesterov": True},
+    {"type": "momentum", "lr": 0.1},
+    {"type": "nag", "lr": 0.1},
+    {"type": "adagrad", "lr_decay": 0.1},
+    {"type": "rmsprop", "centered": True, "momentum": 0.5},
+    {"type": "adadelta"},
+    {"type": "adam", "amsgrad": True, "weight_decay": 0.01},
+    {"type": "adamax"},
+    {"type": "nadam"},
+]
+
+
+@pytest.mark.parametrize("config", ROUND_TRIP_CONFIGS, ids=lambda c: "-".join(map(str, c.values())))
+def test_state_dict_round_trip_is_bit_identical(config, tmp_path):
+    grads = make_grads(10)
+    grads[2] = {"W": grads[2]["W"]}  # "b" has no gradient at one step
+    params = make_params(np.float32)
+    opt = make_optimizer(config)
+    for g in grads[:5]:
+        opt.step(params, g)
+
+    path = tmp_path / "optim.npz"
+    np.savez(path, **opt.state_dict())
+    with np.load(path) as saved:
+        flat = dict(saved)
+    assert int(flat["t"]) == 5
+    assert "W/step" in flat
+    resumed = make_optimizer(config)
+    resumed.load_state_dict(flat)
+    params2 = {name: value.copy() for name, value in params.items()}
+
+    for g in grads[5:]:
+        opt.step(params, g)
+        resumed.step(params2, g)
+        for name in params:
+            np.testing.assert_array_equal(params[name], params2[name])
+    assert resumed.t == opt.t == 10
+
+
+def test_state_dict_is_a_snapshot():
+    params = make_params()
+    opt = make_optimizer({"type": "adam"})
+    opt.step(params, make_grads(1)[0])
+    flat = opt.state_dict()
+    m = flat["W/m"].copy()
+    opt.step(params, make_grads(1)[0])
+    np.testing.assert_array_equal(flat["W/m"], m)
+
+
+# =============================================================================
+# (c) mistakes in the config
+# =============================================================================
+
+
+def test_unknown_type_suggests_the_closest():
+    with pytest.raises(ModelError) as info:
+        make_optimizer({"type": "adamm"})
+    assert "did you mean 'adam'?" in str(info.value)
+    assert "nadam" in str(info.value)  # lists the valid types
+    assert info.value.key == "type"
+    assert info.value.location is None
+
+
+def test_missing_type():
+    with pytest.raises(ModelError) as info:
+        make_optimizer({"lr": 0.1})
+    assert info.value.key == "type"
+
+
+def test_unknown_option_suggests_the_closest_and_lists_options():
+    with pytest.raises(ModelError) as info:
+        make_optimizer({"type": "adam", "beta": [0.9, 0.99]})
+    message = str(info.value)
+    assert "did you mean 'betas'?" in message
+    assert "amsgrad" in message and "eps" in message
+    assert info.value.key == "beta"
+
+
+def test_option_of_another_optimizer_is_refused():
+    with pytest.raises(ModelError) as info:
+        make_optimizer({"type": "momentum", "nesterov": True})
+    assert info.value.key == "nesterov"
+
+
+@pytest.mark.parametrize(
+    "config, key",
+    [
+        ({"type": "adam", "lr": "fast"}, "lr"),
+        ({"type": "adam", "lr": -0.1}, "lr"),
+        ({"type": "adam", "lr": True}, "lr"),
+        ({"type": "adam", "betas": [0.9]}, "betas"),
+        ({"type": "adam", "betas": 0.9}, "betas"),
+        ({"type": "adam", "betas": [0.9, 1.0]}, "betas"),
+        ({"type": "adam", "amsgrad": "yes"}, "amsgrad"),
+        ({"type": "sgd", "nesterov": True}, "nesterov"),
+        ({"type": "nag", "momentum": 0}, "momentum"),
+        ({"type": "rmsprop", "weight_decay": [1]}, "weight_decay"),
+        ({"type": ["adam"]}, "type"),
+    ],
+)
+def test_wrong_values_are_model_errors(config, key):
+    with pytest.raises(ModelError) as info:
+        make_optimizer(config)
+    assert info.value.key == key
+
+
+# =============================================================================
+# (d) parity with torch.optim
+# =============================================================================
+
+TORCH_CLASSES = {
+    "sgd": ("SGD", {}),
+    "momentum": ("SGD", {"momentum": 0.9}),
+    "nag": ("SGD", {"momentum": 0.9, "nesterov": True}),
+    "adagrad": ("Adagrad", {}),
+    "rmsprop": ("RMSprop", {}),
+    "adadelta": ("Adadelta", {}),
+    "adam": ("Adam", {}),
+    "adamax": ("Adamax", {}),
+    "nadam": ("NAdam", {}),
+}
+
+NON_DEFAULT = {
+    "sgd": [{"lr": 0.05, "momentum": 0.5}, {"lr": 0.05, "momentum": 0.5, "nesterov": True}],
+    "momentum": [{"lr": 0.05, "momentum": 0.8}],
+    "nag": [{"lr": 0.05, "momentum": 0.8}],
+    "adagrad": [{"lr": 0.1, "lr_decay": 0.1, "initial_accumulator_value": 0.5, "eps": 1e-6}],
+    "rmsprop": [
+        {"alpha": 0.9, "eps": 1e-6},
+        {"centered": True},
+        {"momentum": 0.5},
+        {"lr": 0.005, "alpha": 0.8, "centered": True, "momentum": 0.3},
+    ],
+    "adadelta": [{"lr": 0.5, "rho": 0.5, "eps": 1e-4}],
+    "adam": [{"lr": 0.01, "betas": [0.8, 0.99], "eps": 1e-6}, {"lr": 0.01, "amsgrad": True}],
+    "adamax": [{"lr": 0.01, "betas": [0.8, 0.99], "eps": 1e-6}],
+    "nadam": [{"lr": 0.01, "betas": [0.8, 0.99], "eps": 1e-6, "momentum_decay": 0.01}],
+}
+
+
+def parity_cases():
+    for kind in ALL_TYPES:
+        yield kind, {}
+        yield kind, {"weight_decay": 0.1}
+        for options in NON_DEFAULT[kind]:
+            yield kind, options
+            yield kind, dict(options, weight_decay=0.01)
+
+
+def case_id(case):
+    kind, options = case
+    return kind + "".join(f"-{k}={v}" for k, v in options.items())
+
+
+def run_torch(torch, kind, options, params, grads):
+    """Apply the gradients with torch.optim; return the parameters after each step."""
+    name, fixed = TORCH_CLASSES[kind]
+    tensors = {n: torch.tensor(p.copy(), dtype=torch.float64, requires_grad=True) for n, p in params.items()}
+    opt = getattr(torch.optim, name)(list(tensors.values()), **dict(fixed, **options))
+    history = []
+    for g in grads:
+        for n, tensor in tensors.items():
+            tensor.grad = torch.tensor(g[n], dtype=torch.float64) if n in g else None
+        opt.step()
+        history.append({n: t.detach().numpy().copy() for n, t in tensors.items()})
+    return history
+
+
+def assert_parity(torch, kind, options, grads):
+    params = make_params(np.float64)
+    expected = run_torch(torch, kind, options, params, grads)
+    opt = make_optimizer(dict(type=kind, **options))
+    for step, (g, want) in enumerate(zip(grads, expected), start=1):
+        opt.step(params, g)
+        for name in params:
+            np.testing.assert_allclose(
+                params[name], want[name], rtol=1e-6, atol=1e-6, err_msg=f"{kind} {options} step {step} {name}"
+            )
+
+
+@pytest.mark.parametrize("case", list(parity_cases()), ids=case_id)
+def test_parity_with_torch(torch, case):
+    kind, options = case
+    assert_parity(torch, kind, options, make_grads(10))
+
+
+@pytest.mark.parametrize("kind", ALL_TYPES)
+def test_parity_with_torch_when_a_param_has_no_grad(torch, kind):
+    # PyTorch counts steps per parameter; a parameter without a gradient does not advance.
+    grads = make_grads(10, seed=7)
+    for step in (2, 3, 6):
+        del grads[step]["b"]
+    assert_parity(torch, kind, {"weight_decay": 0.01}, grads)
+
+
+# =============================================================================
+# (e) learning-rate schedules
+# =============================================================================
+
+
+def lrs(config, base_lr=1.0, epochs=20):
+    schedule = make_schedule(config, base_lr, epochs)
+    return [schedule.lr_at(e) for e in range(epochs)]
+
+
+def test_schedule_closed_forms():
+    assert lrs(None, 0.1, 3) == [0.1, 0.1, 0.1]
+    assert lrs({"type": "constant"}, 0.1, 3) == [0.1, 0.1, 0.1]
+    assert lrs({"type": "step", "step_size": 3, "gamma": 0.5}, 1.0, 7) == [1, 1, 1, 0.5, 0.5, 0.5, 0.25]
+    np.testing.assert_allclose(
+        lrs({"type": "multistep", "milestones": [5, 2]}, 1.0, 7), [1, 1, 0.1, 0.1, 0.1, 0.01, 0.01]
+    )
+    assert lrs({"type": "exponential", "gamma": 0.5}, 2.0, 4) == [2.0, 1.0, 0.5, 0.25]
+    np.testing.assert_allclose(lrs({"type": "cosine"}, 1.0, 4), [1.0, (1 + math.cos(math.pi / 4)) / 2, 0.5, (1 + math.cos(3 * math.pi / 4)) / 2])
+    schedule = make_schedule({"type": "cosine", "T_max": 4, "eta_min": 0.1}, 1.0, 10)
+    assert schedule.lr_at(0) == 1.0
+    assert math.isclose(schedule.lr_at(2), 0.55)
+    assert math.isclose(schedule.lr_at(4), 0.1)
+    assert make_schedule({"type": "step", "step_size": 2}, 1.0, 5).gamma == 0.1
+
+
+def test_schedule_errors():
+    with pytest.raises(ModelError) as info:
+        make_schedule({"type": "cosin"}, 0.1, 10)
+    assert "did you mean 'cosine'?" in str(info.value) and info.value.key == "type"
+    with pytest.raises(ModelError) as info:
+        make_schedule({"type": "step", "step": 3}, 0.1, 10)
+    assert "did you mean 'step_size'?" in str(info.value) and info.value.key == "step"
+    assert "gamma" in str(info.value)
+    with pytest.raises(ModelError) as info:
+        make_schedule({"type": "step"}, 0.1, 10)
+    assert "step_size" in str(info.value)
+    for config, key in [
+        ({"type": "step", "step_size": 0}, "step_size"),
+        ({"type": "step", "step_size": 2.5}, "step_size"),
+        ({"type": "exponential", "gamma": "0.9"}, "gamma"),
+        ({"type": "multistep", "milestones": 3}, "milestones"),
+        ({"type": "cosine", "eta_min": -1}, "eta_min"),
+        ({"type": "cosine", "lr": 0.1}, "lr"),
+    ]:
+        with pytest.raises(ModelError) as info:
+            make_schedule(config, 0.1, 10)
+        assert info.value.key == key, config
+    assert sorted(SCHEDULES) == ["constant", "cosine", "exponential", "multistep", "step"]
+
+
+TORCH_SCHEDULES = [
+    ({"type": "step", "step_size": 3, "gamma": 0.5}, "StepLR", {"step_size": 3, "gamma": 0.5}),
+    ({"type": "step", "step_size": 4}, "StepLR", {"step_size": 4}),
+    ({"type": "multistep", "milestones": [2, 5, 5, 11]}, "MultiStepLR", {"milestones": [2, 5, 5, 11]}),
+    ({"type": "multistep", "milestones": [3, 8], "gamma": 0.3}, "MultiStepLR", {"milestones": [3, 8], "gamma": 0.3}),
+    ({"type": "exponential", "gamma": 0.9}, "ExponentialLR", {"gamma": 0.9}),
+    ({"type": "cosine"}, "CosineAnnealingLR", {"T_max": 20}),
+    ({"type": "cosine", "T_max": 7, "eta_min": 0.01}, "CosineAnnealingLR", {"T_max": 7, "eta_min": 0.01}),
+]
+
+
+@pytest.mark.parametrize("config, name, kwargs", TORCH_SCHEDULES, ids=lambda x: str(x))
+def test_schedule_parity_with_torch(torch, config, name, kwargs):
+    base_lr, epochs = 0.1, 20
+    opt = torch.optim.SGD([torch.zeros(1, requires_grad=True)], lr=base_lr)
+    scheduler = getattr(torch.optim.lr_scheduler, name)(opt, **kwargs)
+    expected = []
+    for _ in range(epochs):
+        expected.append(opt.param_groups[0]["lr"])
+        opt.step()
+        scheduler.step()
+    np.testing.assert_allclose(lrs(config, base_lr, epochs), expected, rtol=1e-9, atol=1e-12)
