@@ -97,5 +97,62 @@ def ops():
     click.echo(report.ops_text(op_infos()))
 
 
+@main.command()
+@model_arg
+@click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
+@click.option("--batch-size", type=click.IntRange(min=1), help="Override train.batch_size.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override the learning rate.")
+@click.option("--seed", type=int, help="Override train.seed.")
+@click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"]),
+              help="Array backend (default: the file's, else $MINIGRAPH_BACKEND, else numpy).")
+@click.option("--save", type=click.Path(dir_okay=False), help="Save params and training state (.npz).")
+@click.option("--load", "load_path", type=click.Path(dir_okay=False),
+              help="Start from saved params (and resume training state if present).")
+@click.option("--log", type=click.Path(dir_okay=False), help="Write one JSON line per epoch.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where data sets live.")
+@click.option("--quiet", is_flag=True, help="No progress bar; only the final summary.")
+def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data_dir, quiet):
+    """Train MODEL (or run one forward pass if it has no train section).
+
+    \b
+    Example:
+      minigraph run models/xor.yaml
+      minigraph run models/mnist_mlp.yaml --epochs 2 --data-dir ../shared/datasets/mnist
+    """
+    from minigraph.train import run_model
+
+    load(model)  # print warnings once
+    progress = report.Progress(quiet=quiet)
+    try:
+        result = run_model(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                           backend=backend, save=save, load=load_path, log=log,
+                           data_dir=data_dir, callback=progress)
+    finally:
+        progress.close()
+    click.echo(report.run_text(result))
+    if result.history is not None and result.history.interrupted:
+        raise SystemExit(130)
+
+
+@main.command(name="eval")
+@model_arg
+@click.option("--params", "params", required=True, type=click.Path(dir_okay=False),
+              help="Saved params (.npz from run --save).")
+@click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"]))
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where data sets live.")
+def eval_(model, params, backend, data_dir):
+    """Loss and metrics of trained params on MODEL's test data.
+
+    \b
+    Example:
+      minigraph run models/circles.yaml --save circles.npz
+      minigraph eval models/circles.yaml --params circles.npz
+    """
+    from minigraph.train import evaluate_model
+
+    click.echo(report.eval_text(evaluate_model(model, params, data_dir=data_dir,
+                                               backend=backend)))
+
+
 def run_main():  # pragma: no cover - console entry for `python -m`
     sys.exit(main())

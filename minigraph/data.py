@@ -75,9 +75,9 @@ Sources
     the files in an ``mnist/`` subfolder.
 
 After loading, every array is cast to its input's declared ``dtype`` (default ``float32``) and
-checked against the input's declared ``shape``.  For generated and file data (not inline data),
-an ``(n, 1)`` column and an ``(n,)`` vector are converted into each other to fit the declared
-rank.
+checked against the input's declared ``shape``.  For generated data, ``.npz`` arrays and the
+default columns of a table (not for inline data or explicit ``columns``), an ``(n, 1)`` column
+and an ``(n,)`` vector are converted into each other to fit the declared rank.
 """
 from __future__ import annotations
 
@@ -394,8 +394,8 @@ class _Context:
         """Check that ``name`` is one of the model's inputs."""
         if name not in self.inputs:
             raise self.model_error(
-                f"{self.where()}: {name!r} is not an input of the model{did_you_mean(name, self.inputs)}"
-                f"; inputs: {known(self.inputs)}", *keys)
+                f"{self.where()}: {name!r} is not an input of the model"
+                f"{did_you_mean(name, self.inputs)}; inputs: {known(self.inputs)}", *keys)
         return name
 
 
@@ -708,10 +708,10 @@ def _npz(ctx, source, path):
             if key not in stored:
                 raise ctx.data_error(f"{path} has no array {key!r}{did_you_mean(key, stored)}; "
                                      f"it holds: {known(stored)}", "keys", name)
-            arrays[name] = stored[key]
+            arrays[name] = _fit_rank(ctx, name, stored[key])
     else:
         wanted = _default_names(ctx, source) if "names" in source else list(ctx.inputs)
-        arrays = {name: stored[name] for name in wanted if name in stored}
+        arrays = {name: _fit_rank(ctx, name, stored[name]) for name in wanted if name in stored}
         if not arrays:
             raise ctx.data_error(f"{path} holds {known(stored)}, none of which is named like "
                                  f"a model input ({known(ctx.inputs)}); map them with "
@@ -860,7 +860,8 @@ def mnist_files(data_dir=None) -> Path:
             return folder
         note = why
         if folder.is_dir() and len(missing) < len(needed):
-            note += f"; has only {len(needed) - len(missing)} of the 4, missing {', '.join(missing)}"
+            found = len(needed) - len(missing)
+            note += f"; has only {found} of the 4, missing {', '.join(missing)}"
         elif not folder.is_dir():
             note += "; no such folder"
         searched.append(f"  {folder}  ({note})")
@@ -899,10 +900,12 @@ def _parse_idx(raw: bytes, path: str, magic: int) -> np.ndarray:
     found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
     if found != magic:
         shown = "none (file too short)" if found is None else f"{found} (0x{found:08x})"
-        hint = " It looks gzip-compressed: its name must end in .gz." \
-            if raw[:2] == b"\x1f\x8b" else ""
-        raise DataError(f"{path} is not an MNIST {'image' if magic == IDX_IMAGES_MAGIC else 'label'} "
-                        f"file: its magic number is {shown}, expected {magic} (0x{magic:08x}).{hint}")
+        kind = "image" if magic == IDX_IMAGES_MAGIC else "label"
+        hint = ""
+        if raw[:2] == b"\x1f\x8b":
+            hint = " It looks gzip-compressed: its name must end in .gz."
+        raise DataError(f"{path} is not an MNIST {kind} file: its magic number is {shown}, "
+                        f"expected {magic} (0x{magic:08x}).{hint}")
     ndim = raw[3]
     header = 4 + 4 * ndim
     if len(raw) < header:
@@ -992,8 +995,9 @@ def _check_shapes(ctx, split, arrays):
                         size, other = bound[want]
                         raise ctx.data_error(
                             f"{split} data: '{want}' is {size} for input {other!r} but {got} "
-                            f"for input {name!r} (shapes {_shape_text(ctx.inputs[other]['shape'])}"
-                            f" and {_shape_text(declared)}); they must be equal", *keys)
+                            f"for input {name!r} (declared shapes "
+                            f"{_shape_text(ctx.inputs[other]['shape'])} and "
+                            f"{_shape_text(declared)}); they must be equal", *keys)
                     bound.setdefault(want, (got, name))
                 elif want != got:
                     mismatch = f"dimension {axis} is {got}, not {want}"

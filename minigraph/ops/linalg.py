@@ -49,10 +49,10 @@ class MatMul(Op):
         # Treat vectors as 1-row / 1-column matrices, so one formula covers every case.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b
-        if a.ndim == 1:
-            gy = xp.expand_dims(gy, -2)
         if b.ndim == 1:
-            gy = xp.expand_dims(gy, -1)
+            gy = gy[..., None]  # (..., n) -> (..., n, 1)
+        if a.ndim == 1:
+            gy = gy[..., None, :]  # (..., m) -> (..., 1, m)
         da = db = None
         if need_a:
             da = unbroadcast(gy @ xp.swapaxes(b2, -1, -2), a2.shape).reshape(a.shape)

@@ -1,1 +1,258 @@
-"""(to be written)"""
+"""Losses: mse, l1, bce, bce_with_logits (element-wise) and cross_entropy, nll (classes).
+
+Every loss returns a scalar (shape ``()``) and has ``reduction``: ``mean`` (default) or ``sum``.
+
+* Element-wise losses compare two tensors of the same shape; ``mean`` averages over all
+  elements (as PyTorch does):
+      mse  = mean (p - t)^2               l1 = mean |p - t|
+      bce  = mean -[t ln p + (1 - t) ln(1 - p)],  p clipped to [1e-7, 1 - 1e-7]
+      bce_with_logits = mean softplus(z) - t z   (= bce(sigmoid(z), t), without the clip)
+  Gradients flow to both inputs, target included.
+* Class losses take scores (..., C), the class axis last, and labels that are either class
+  indices (shape (...), integers) or one-hot / probability rows (shape (..., C)).
+  ``mean`` averages over the rows (the batch), not over the C classes:
+      nll           = mean_n -sum_c t[n, c] * log_probs[n, c]    (-log_probs[n, label[n]])
+      cross_entropy = nll(log_softmax(logits))
+  Index labels get no gradient (None).  Probability labels get dL/dt = -log_probs (scaled),
+  which matters only if a label tensor is computed by the graph (e.g. distillation).
+"""
+from __future__ import annotations
+
+import math
+
+from ..errors import DataError
+from .activation import stable_sigmoid
+from .base import Attr, Op, ShapeError, fmt_shape, get_array_module, register, same_dim
+from .probability import log_softmax
+
+EPS = 1e-7  # bce keeps probabilities in [EPS, 1 - EPS] so that ln never sees 0
+
+REDUCTION = Attr("str", "mean", "combine the per-element losses by their mean or their sum",
+                 choices=("mean", "sum"))
+
+
+def same_shapes(a, b) -> bool:
+    """Whether two (possibly symbolic) shapes can be equal."""
+    return len(a) == len(b) and all(same_dim(x, y) for x, y in zip(a, b))
+
+
+# ==== element-wise losses =========================================================================
+
+class ElementLoss(Op):
+    """Base: loss = reduce(f(a, b)) over all elements; subclasses give f and its derivatives."""
+
+    inputs = ("pred", "target")
+    attrs = {"reduction": REDUCTION}
+
+    def infer(self, a, b):
+        if not same_shapes(a, b):
+            raise ShapeError(f"{self.name}: {self.inputs[0]} {fmt_shape(a)} and "
+                             f"{self.inputs[1]} {fmt_shape(b)} must have the same shape")
+        return ()
+
+    def forward(self, ctx, a, b):
+        xp = get_array_module(a)
+        self.infer(a.shape, b.shape)  # no silent broadcasting of (N, 1) against (N,)
+        if b.dtype.kind != "f":
+            b = b.astype(a.dtype)  # integer targets (0/1) count as the prediction's dtype
+        losses, saved = self.losses(a, b)
+        scale = 1 / losses.size if self.reduction == "mean" else 1.0
+        ctx.save(scale, *saved)
+        return xp.asarray(losses.sum() * scale)
+
+    def backward(self, ctx, gy):
+        scale, *saved = ctx.saved
+        need_a, need_b = ctx.needs_input_grad or (True, True)
+        da, db = self.local_grads(need_a, need_b, *saved)
+        k = gy * scale  # dL/d(loss_i), the same for every element
+        return (k * da if da is not None else None,
+                k * db if db is not None else None)
+
+    def losses(self, a, b):
+        """(per-element losses, what local_grads needs)."""
+        raise NotImplementedError
+
+    def local_grads(self, need_a, need_b, *saved):
+        """(d loss_i / d a_i, d loss_i / d b_i); None for what is not needed."""
+        raise NotImplementedError
+
+
+@register
+class MSE(ElementLoss):
+    """Mean squared error (p - t)^2; d/dp = 2 (p - t), d/dt = -2 (p - t)."""
+
+    name = "mse"
+
+    def losses(self, pred, target):
+        d = pred - target
+        return d * d, (d,)
+
+    def local_grads(self, need_p, need_t, d):
+        return (2 * d if need_p else None), (-2 * d if need_t else None)
+
+
+@register
+class L1(ElementLoss):
+    """Mean absolute error |p - t|; d/dp = sign(p - t) (0 where p = t), d/dt = -sign(p - t)."""
+
+    name = "l1"
+
+    def losses(self, pred, target):
+        xp = get_array_module(pred)
+        d = pred - target
+        return xp.abs(d), (xp.sign(d),)
+
+    def local_grads(self, need_p, need_t, s):
+        return (s if need_p else None), (-s if need_t else None)
+
+
+@register
+class BCE(ElementLoss):
+    """Binary cross-entropy of probabilities: -[t ln p + (1 - t) ln(1 - p)].
+
+    p is clipped to [1e-7, 1 - 1e-7]; the gradient uses the clipped p, so a saturated wrong
+    prediction still gets a (large) gradient instead of none:
+    d/dp = (p - t) / (p (1 - p)),  d/dt = ln(1 - p) - ln p.
+    """
+
+    name = "bce"
+    inputs = ("prob", "target")
+
+    def losses(self, prob, target):
+        xp = get_array_module(prob)
+        p = xp.clip(prob, EPS, 1 - EPS)
+        return -(target * xp.log(p) + (1 - target) * xp.log(1 - p)), (p, target)
+
+    def local_grads(self, need_p, need_t, p, t):
+        xp = get_array_module(p)
+        dp = (p - t) / (p * (1 - p)) if need_p else None
+        dt = xp.log(1 - p) - xp.log(p) if need_t else None
+        return dp, dt
+
+
+@register
+class BCEWithLogits(ElementLoss):
+    """Binary cross-entropy of logits, stable: max(z, 0) - t z + ln(1 + e^-|z|).
+
+    Equals bce(sigmoid(z), t) with no clipping; d/dz = sigmoid(z) - t, d/dt = -z.
+    """
+
+    name = "bce_with_logits"
+    inputs = ("logits", "target")
+
+    def losses(self, z, target):
+        xp = get_array_module(z)
+        return xp.maximum(z, 0) - target * z + xp.log1p(xp.exp(-xp.abs(z))), (z, target)
+
+    def local_grads(self, need_z, need_t, z, t):
+        return (stable_sigmoid(z) - t if need_z else None), (-z if need_t else None)
+
+
+# ==== class losses ================================================================================
+
+def class_indices(op, labels, scores):
+    """Index labels as integers (rows,), checked against the class count; None for one-hot."""
+    if labels.shape == scores.shape:
+        return None
+    if labels.shape != scores.shape[:-1]:
+        raise ShapeError(f"{op}: labels {fmt_shape(labels.shape)} must be class indices of "
+                         f"shape {fmt_shape(scores.shape[:-1])} or one-hot rows of shape "
+                         f"{fmt_shape(scores.shape)}")
+    xp = get_array_module(scores)
+    index = labels.reshape(-1)
+    if index.dtype.kind not in "iu":  # float labels such as 3.0 from a CSV file
+        as_int = index.astype(xp.int64)
+        if not bool((as_int == index).all()):
+            raise DataError(f"{op}: class labels must be whole numbers")
+        index = as_int
+    n_classes = scores.shape[-1]
+    if index.size and (int(index.min()) < 0 or int(index.max()) >= n_classes):
+        raise DataError(f"{op}: class labels must lie in 0..{n_classes - 1}, got values "
+                        f"from {int(index.min())} to {int(index.max())}")
+    return index
+
+
+class ClassLoss(Op):
+    """Base: nll of log-probabilities that ``log_probs`` makes from the first input."""
+
+    attrs = {"reduction": REDUCTION}
+    integer_inputs = (1,)  # labels may be class indices
+
+    def infer(self, scores, labels):
+        name = self.inputs[0]
+        if len(scores) == 0:
+            raise ShapeError(f"{self.name}: {name} needs a class axis, got shape ()")
+        if not (same_shapes(labels, scores) or same_shapes(labels, scores[:-1])):
+            raise ShapeError(f"{self.name}: labels {fmt_shape(labels)} must be class indices "
+                             f"of shape {fmt_shape(scores[:-1])} or one-hot rows of shape "
+                             f"{fmt_shape(scores)} ({name} {fmt_shape(scores)})")
+        return ()
+
+    def log_probs(self, scores):
+        """The log-probabilities the loss reads (nll: the input itself)."""
+        return scores
+
+    def log_probs_grad(self, logp, g):
+        """dL/d(scores) from dL/d(log_probs) (nll: the same)."""
+        return g
+
+    def forward(self, ctx, scores, labels):
+        xp = get_array_module(scores)
+        index = class_indices(self.name, labels, scores)
+        if index is None and labels.dtype != scores.dtype:
+            labels = labels.astype(scores.dtype)  # integer one-hot rows
+        logp = self.log_probs(scores)
+        n_classes = scores.shape[-1]
+        rows = math.prod(scores.shape[:-1])
+        if index is not None:  # -log p of the right class, row by row
+            total = -logp.reshape(rows, n_classes)[xp.arange(rows), index].sum()
+        else:
+            total = -(labels * logp).sum()
+        scale = 1 / rows if self.reduction == "mean" else 1.0
+        ctx.save(logp, labels if index is None else None, index, scale)
+        return xp.asarray(total * scale)
+
+    def backward(self, ctx, gy):
+        logp, labels, index, scale = ctx.saved
+        xp = get_array_module(logp)
+        need_scores, need_labels = ctx.needs_input_grad or (True, True)
+        k = gy * scale
+        d_scores = d_labels = None
+        if need_scores:
+            if index is not None:  # dL/dlogp is -k at each row's label, 0 elsewhere
+                n_classes = logp.shape[-1]
+                g = xp.zeros((index.size, n_classes), dtype=logp.dtype)
+                g[xp.arange(index.size), index] = -k
+                g = g.reshape(logp.shape)
+            else:
+                g = -k * labels
+            d_scores = self.log_probs_grad(logp, g)
+        if index is None and need_labels:
+            d_labels = -k * logp
+        return d_scores, d_labels
+
+
+@register
+class NLL(ClassLoss):
+    """Negative log-likelihood of log-probabilities: mean over rows of -log_probs[label]."""
+
+    name = "nll"
+    inputs = ("log_probs", "labels")
+
+
+@register
+class CrossEntropy(ClassLoss):
+    """Softmax cross-entropy of logits: nll(log_softmax(logits)), computed stably.
+
+    d/dlogits = (softmax(logits) * sum_c t_c - t) * k, i.e. (softmax - one_hot) / N for "mean".
+    """
+
+    name = "cross_entropy"
+    inputs = ("logits", "labels")
+
+    def log_probs(self, logits):
+        return log_softmax(logits, axis=-1)
+
+    def log_probs_grad(self, logp, g):
+        xp = get_array_module(logp)
+        return g - xp.exp(logp) * g.sum(axis=-1, keepdims=True)
