@@ -55,7 +55,12 @@ class RunError(Exception):
 
 def did_you_mean(name: str, choices) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""``."""
-    close = difflib.get_close_matches(str(name), [str(c) for c in choices], n=1, cutoff=0.6)
+    name = str(name)
+    choices = [str(c) for c in choices]
+    same_case = [c for c in choices if c.lower() == name.lower()]
+    cutoff = 0.6 if len(name) <= 3 else 0.7
+    prefix = [c for c in choices if len(name) >= 3 and c.startswith(name)]
+    close = same_case or difflib.get_close_matches(name, choices, n=1, cutoff=cutoff) or prefix
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 

@@ -192,7 +192,8 @@ def _bind_op(spec: ModelSpec, node: NodeSpec):
     n = len(node.inputs)
     if n < lo or (hi is not None and n > hi):
         want = f"{lo}" if lo == hi else (f"{lo} or more" if hi is None else f"{lo} to {hi}")
-        _fail(spec, f"node '{node.name}' ({node.op}) takes {want} inputs "
+        plural = "" if want == "1" else "s"
+        _fail(spec, f"node '{node.name}' ({node.op}) takes {want} input{plural} "
                     f"({', '.join(cls.inputs)}), got {n}", node, "inputs")
     if len(node.outputs) != 1:
         _fail(spec, f"node '{node.name}' ({node.op}) has one output, got {len(node.outputs)}",
@@ -285,7 +286,7 @@ def build_graph(spec: ModelSpec) -> Graph:
     read = {t for n in nodes for t in n.inputs}
     for pname in params:
         if pname not in read:
-            loc = spec.at("params", pname)
+            loc = spec.key_at("params", pname)
             where = f"{loc}: " if loc else ""
             warnings.append(f"{where}warning: param '{pname}' is not used by any node")
     return Graph(spec, nodes, tensors, params, warnings)

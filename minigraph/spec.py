@@ -308,6 +308,9 @@ class _FlowDict(dict):
 class _Dumper(yaml.SafeDumper):
     """Block style for sections, flow style for nodes and shapes, like hand-written files."""
 
+    def increase_indent(self, flow=False, indentless=False):
+        return super().increase_indent(flow, False)  # "  - item" under a key, not "- item"
+
 
 _Dumper.add_representer(_FlowList, lambda d, v: d.represent_sequence(
     "tag:yaml.org,2002:seq", v, flow_style=True))

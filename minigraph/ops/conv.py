@@ -1,20 +1,22 @@
 """Convolution and pooling on NCHW images: conv2d, maxpool2d, avgpool2d.
 
-All three look at the image through a sliding window.  ``windows`` builds, without copying,
-a view of every window: shape (N, C, OH, OW, kh, kw), where element [n, c, r, s, i, j] is the
-padded pixel [n, c, r*stride + i, s*stride + j]  ("im2col" as a strided view).
+All three slide a window over the (padded) image.  Output size along H (W alike):
 
-* conv2d:    y[n, o, r, s] = b[o] + sum_{c, i, j} w[o, c, i, j] * window[n, c, r, s, i, j],
-             one ``tensordot`` over (c, i, j);
-* maxpool2d: the maximum of each window (padding counts as -inf);
-* avgpool2d: the mean of each window (padding counts as 0 and is included in the mean).
+    OH = (H + 2 * padding - kh) // stride + 1
 
-Output size along H (W alike): OH = (H + 2 * padding - kh) // stride + 1.
+Window element (i, j) of output position (r, s) is the padded pixel (r*stride + i, s*stride + j).
+Two views of that fact, both without Python loops over pixels or images:
 
-Backward turns gradients of windows back into a gradient of the image (``col2im``): window
-element (i, j) of output position (r, s) came from padded pixel (r*stride + i, s*stride + j),
-so a loop over the kh*kw kernel offsets adds each offset's slab into a strided slice.
-Overlapping windows (stride < kernel) simply add up.
+* ``windows`` (im2col as a strided view, no copy): all windows as one (N, C, OH, OW, kh, kw)
+  array; conv2d is then one ``tensordot`` over (c, i, j):
+      y[n, o, r, s] = b[o] + sum_{c, i, j} w[o, c, i, j] * window[n, c, r, s, i, j]
+* ``slab(x, i, j)``: element (i, j) of every window at once, an (N, C, OH, OW) strided slice.
+  Pools loop over the kernel x kernel offsets: maxpool2d keeps a running maximum (padding
+  counts as -inf), avgpool2d a running sum divided by kernel^2 (padding counts as 0 and is
+  included in the mean, like PyTorch's default).
+
+Backward adds each offset's gradient slab back into the image (``col2im``), kh * kw strided
+``+=``; overlapping windows (stride < kernel) simply add up.
 """
 from __future__ import annotations
 
@@ -43,16 +45,29 @@ def windows(x, kh, kw, stride):
         x, shape=(n, c, oh, ow, kh, kw), strides=(sn, sc, sh * stride, sw * stride, sh, sw))
 
 
-def col2im(cols, x_shape, stride, padding):
-    """The gradient of ``windows``: cols (N, C, kh, kw, OH, OW) summed back to x (N, C, H, W)."""
+def slab(x, i, j, stride, oh, ow):
+    """Element (i, j) of every window at once: the (N, C, OH, OW) view x[:, :, r*stride + i,
+    s*stride + j] over all output positions (r, s); a strided slice, no copy."""
+    return x[:, :, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride]
+
+
+def unpad(x, padding):
+    """Cut ``padding`` pixels off each side of H and W."""
+    if padding == 0:
+        return x
+    return x[:, :, padding:-padding, padding:-padding]
+
+
+def col2im(cols, padded_shape, stride, padding):
+    """The gradient of ``windows``: cols (N, C, kh, kw, OH, OW) summed back onto the image."""
     xp = get_array_module(cols)
-    n, c, kh, kw, oh, ow = cols.shape
-    h, w = x_shape[2], x_shape[3]
-    g = xp.zeros((n, c, h + 2 * padding, w + 2 * padding), dtype=cols.dtype)
+    kh, kw, oh, ow = cols.shape[2:]
+    g = xp.zeros(padded_shape, dtype=cols.dtype)
     for i in range(kh):  # kh * kw iterations, each one strided slab of the image
         for j in range(kw):
-            g[:, :, i:i + stride * oh:stride, j:j + stride * ow:stride] += cols[:, :, i, j]
-    return g[:, :, padding:padding + h, padding:padding + w]
+            view = slab(g, i, j, stride, oh, ow)
+            view += cols[:, :, i, j]
+    return unpad(g, padding)
 
 
 def out_size(op, size, kernel, stride, padding, x, what):
@@ -125,21 +140,22 @@ class Conv2D(Op):
         xp = get_array_module(x)
         self.check_channels(x.shape, w.shape)
         x_padded = pad(x, self.padding)
-        patches = windows(x_padded, w.shape[2], w.shape[3], self.stride)  # (N, C, OH, OW, kh, kw)
+        patches = windows(x_padded, w.shape[2], w.shape[3], self.stride)  # (N,C,OH,OW,kh,kw)
         y = xp.tensordot(patches, w, axes=([1, 4, 5], [1, 2, 3]))        # (N, OH, OW, O)
         if b is not None:
             y += b
-        ctx.save(x_padded, w, b is not None, x.shape)
+        ctx.save(x_padded, w, b is not None)
         return xp.ascontiguousarray(y.transpose(0, 3, 1, 2))
 
     def backward(self, ctx, gy):
-        x_padded, w, has_bias, x_shape = ctx.saved
+        x_padded, w, has_bias = ctx.saved
         xp = get_array_module(gy)
         need = ctx.needs_input_grad or (True, True, True)
         dx = dw = db = None
         if need[0]:  # skipped for the first layer, whose input is the data
             cols = xp.tensordot(w, gy, axes=([0], [1]))  # (C, kh, kw, N, OH, OW)
-            dx = col2im(cols.transpose(3, 0, 1, 2, 4, 5), x_shape, self.stride, self.padding)
+            cols = cols.transpose(3, 0, 1, 2, 4, 5)       # (N, C, kh, kw, OH, OW)
+            dx = col2im(cols, x_padded.shape, self.stride, self.padding)
         if need[1]:
             patches = windows(x_padded, w.shape[2], w.shape[3], self.stride)
             dw = xp.tensordot(gy, patches, axes=([0, 2, 3], [0, 2, 3]))  # (O, C, kh, kw)
@@ -188,18 +204,32 @@ class MaxPool2D(Pool2D):
 
     def forward(self, ctx, x):
         xp = get_array_module(x)
+        k, s = self.kernel, self.step
         x_padded = pad(x, self.padding, value=-xp.inf)
-        y = windows(x_padded, self.kernel, self.kernel, self.step).max(axis=(4, 5))
-        ctx.save(x_padded, y, x.shape)
+        oh, ow = (x_padded.shape[2] - k) // s + 1, (x_padded.shape[3] - k) // s + 1
+        y = xp.full(x.shape[:2] + (oh, ow), -xp.inf, dtype=x.dtype)
+        for i in range(k):  # a running maximum over the k * k window elements
+            for j in range(k):
+                y = xp.maximum(y, slab(x_padded, i, j, s, oh, ow))
+        ctx.save(x_padded, y)
         return y
 
     def backward(self, ctx, gy):
-        x_padded, y, x_shape = ctx.saved
-        patches = windows(x_padded, self.kernel, self.kernel, self.step)
-        is_max = patches == y[..., None, None]                 # (N, C, OH, OW, k, k)
-        ties = is_max.sum(axis=(4, 5)).astype(gy.dtype)
-        cols = is_max * (gy / ties)[..., None, None]
-        return (col2im(cols.transpose(0, 1, 4, 5, 2, 3), x_shape, self.step, self.padding),)
+        x_padded, y = ctx.saved
+        xp = get_array_module(gy)
+        k, s = self.kernel, self.step
+        oh, ow = y.shape[2], y.shape[3]
+        ties = xp.zeros(y.shape, dtype=gy.dtype)  # how many elements hit each window's max
+        for i in range(k):
+            for j in range(k):
+                ties += slab(x_padded, i, j, s, oh, ow) == y
+        share = gy / ties
+        g = xp.zeros(x_padded.shape, dtype=gy.dtype)
+        for i in range(k):
+            for j in range(k):
+                view = slab(g, i, j, s, oh, ow)
+                view += (slab(x_padded, i, j, s, oh, ow) == y) * share
+        return (unpad(g, self.padding),)
 
 
 @register
@@ -209,14 +239,26 @@ class AvgPool2D(Pool2D):
     name = "avgpool2d"
 
     def forward(self, ctx, x):
-        y = windows(pad(x, self.padding), self.kernel, self.kernel, self.step).mean(axis=(4, 5))
-        ctx.save(x.shape)
-        return y
+        xp = get_array_module(x)
+        k, s = self.kernel, self.step
+        x_padded = pad(x, self.padding)
+        oh, ow = (x_padded.shape[2] - k) // s + 1, (x_padded.shape[3] - k) // s + 1
+        y = xp.zeros(x.shape[:2] + (oh, ow), dtype=x.dtype)
+        for i in range(k):
+            for j in range(k):
+                y += slab(x_padded, i, j, s, oh, ow)
+        ctx.save(x_padded.shape)
+        return y / (k * k)
 
     def backward(self, ctx, gy):
-        (x_shape,) = ctx.saved
+        (padded_shape,) = ctx.saved
         xp = get_array_module(gy)
-        k = self.kernel
-        n, c, oh, ow = gy.shape
-        cols = xp.broadcast_to((gy / (k * k))[:, :, None, None], (n, c, k, k, oh, ow))
-        return (col2im(cols, x_shape, self.step, self.padding),)
+        k, s = self.kernel, self.step
+        oh, ow = gy.shape[2], gy.shape[3]
+        share = gy / (k * k)
+        g = xp.zeros(padded_shape, dtype=gy.dtype)
+        for i in range(k):
+            for j in range(k):
+                view = slab(g, i, j, s, oh, ow)
+                view += share
+        return (unpad(g, self.padding),)

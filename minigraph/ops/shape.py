@@ -121,9 +121,9 @@ class Concat(Op):
         if any(len(s) != ndim for s in shapes):
             raise ShapeError("concat: inputs have different ranks: "
                              + ", ".join(fmt_shape(s) for s in shapes))
-        (axis,) = norm_axis(self.axis, ndim) if ndim else (None,)
-        if axis is None:
+        if ndim == 0:
             raise ShapeError("concat: cannot join rank-0 tensors")
+        (axis,) = norm_axis(self.axis, ndim)
         out = list(shapes[0])
         for s in shapes[1:]:
             for i, d in enumerate(s):
