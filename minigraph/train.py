@@ -264,12 +264,29 @@ class Trainer:
                 return False
         return True
 
+    def train_step(self, batch: dict, rng=None):
+        """One update on one batch (already on the device): forward, backward, optimizer step.
+
+        Returns ``(loss, pass)``; a non-finite loss raises FloatingPointError naming the node
+        that first produced NaN or inf, before any param changes.
+        """
+        run = self.executor.forward(self.params, batch, training=True, rng=rng, checked=True)
+        loss = float(run.values[self.graph.loss])
+        if not math.isfinite(loss):
+            node = self.executor.first_nonfinite(run)
+            where = f"; first produced by node '{node.name}' ({node.op_name})" \
+                if node is not None else ""
+            raise FloatingPointError(f"the loss became {loss}{where}")
+        grads = self.executor.backward(run, keep_all=False)
+        self.optimizer.step(self.params, grads)
+        return loss, run
+
     def fit(self, callback=None) -> History:
         """Train from ``self.epoch`` to ``config.epochs``; ``callback(record)`` each epoch.
 
         Ctrl-C ends the loop cleanly with ``history.interrupted`` set (the caller may save).
         """
-        cfg, ex, loss_name = self.config, self.executor, self.graph.loss
+        cfg = self.config
         xp = self.backend.xp
         history = History()
         try:
@@ -281,17 +298,11 @@ class Trainer:
                 for step, batch in enumerate(iterate_batches(
                         self.train_data, cfg.batch_size, shuffle=cfg.shuffle, rng=self.rng,
                         drop_last=cfg.drop_last)):
-                    run = ex.forward(self.params, batch, training=True, rng=dropout_rng,
-                                     checked=True)
-                    loss = float(run.values[loss_name])
-                    if not math.isfinite(loss):
-                        node = ex.first_nonfinite(run)
-                        where = f"; first produced by node '{node.name}' ({node.op_name})" \
-                            if node is not None else ""
-                        raise RunError(f"the loss became {loss} at epoch {epoch + 1}, step "
-                                       f"{step + 1}{where}. Try a smaller learning rate.")
-                    grads = ex.backward(run, keep_all=False)
-                    self.optimizer.step(self.params, grads)
+                    try:
+                        loss, run = self.train_step(batch, dropout_rng)
+                    except FloatingPointError as exc:
+                        raise RunError(f"{exc} at epoch {epoch + 1}, step {step + 1}. "
+                                       "Try a smaller learning rate.") from None
                     n = num_examples(batch)
                     total += loss * n
                     count += n
