@@ -39,6 +39,8 @@ def cupy_or_none():
 def get_array_module(*arrays):
     """Return ``cupy`` if any argument is a CuPy array, else ``numpy``."""
     for a in arrays:
+        if type(a) is numpy.ndarray:
+            continue
         mod = type(a).__module__
         if mod.startswith("cupy"):
             import cupy

@@ -40,19 +40,83 @@ def init_params(graph: Graph, seed: int = 0, backend: Backend | None = None,
             for name, p in graph.params.items()}
 
 
-class Executor:
-    """Runs forward and backward passes of one graph on one backend.
+@dataclass(frozen=True)
+class Step:
+    """One op call of the plan: which tensors it reads and writes, and what it may release.
 
-    ``wrt`` names the tensors whose gradients backward must produce (default: the params).
-    What cannot reach them from the loss is pruned once, here, not at every step.
+    ``needs`` says which inputs need a gradient; ``free`` lists tensors whose last forward
+    use is this step (released when a pass does not keep its values).
+    """
+
+    name: str
+    op: object
+    inputs: tuple
+    outputs: tuple
+    needs: tuple = ()
+    free: tuple = ()
+
+
+def fuse(graph: Graph, keep: set, wanted: set) -> list:
+    """Primitive nodes as steps, with the fusable pairs of ``FUSIONS`` merged.
+
+    A pair fuses when the tensor between them is read only by the second node, nobody wants
+    its gradient (``wanted``), and its value is either not asked for (``keep``) or is an
+    output of the fused op.  The fused step takes the second node's
+    place in the schedule, which is safe: nothing between them reads the tensor.
+    """
+    from .ops.fused import FUSIONS
+
+    readers: dict = {}
+    for node in graph.nodes:
+        for t in node.inputs:
+            readers.setdefault(t, []).append(node)
+    merged: dict = {}  # second node name -> fused step
+    absorbed = set()
+    for first in graph.nodes:
+        t = first.outputs[0]
+        after = readers.get(t, [])
+        if len(after) != 1:
+            continue
+        second = after[0]
+        for a, b, make, outputs_t, condition in FUSIONS:
+            if (first.op_name, second.op_name) != (a, b) or second.name in merged:
+                continue
+            if t in wanted or (t in keep and not outputs_t):
+                continue
+            if not condition(graph, first, second, t):
+                continue
+            outs = (t,) + tuple(second.outputs) if outputs_t else tuple(second.outputs)
+            merged[second.name] = Step(f"{first.name}+{second.name}", make(second.op),
+                                       tuple(first.inputs) + tuple(second.inputs[1:]), outs)
+            absorbed.add(first.name)
+            break
+    steps = []
+    for node in graph.nodes:
+        if node.name in absorbed:
+            continue
+        steps.append(merged.get(node.name) or
+                     Step(node.name, node.op, tuple(node.inputs), tuple(node.outputs)))
+    return steps
+
+
+class Executor:
+    """A graph planned once for repeated passes on one backend.
+
+    The plan fixes the schedule and each step's op, prunes gradient work to what reaches the
+    wanted tensors (``wrt``: default the params, ``"all"`` every float tensor), fuses pairs of
+    ops when ``fuse`` is set (training), and knows when each value is last used so passes that
+    do not keep values release them early.  Forward values that backward needs live on in the
+    ops' contexts, and only there.
     """
 
     def __init__(self, graph: Graph, backend: Backend | None = None, dtype: str = "float32",
-                 wrt=None):
+                 wrt=None, fuse: bool = False, keep=()):
         self.graph = graph
         self.backend = backend or select("numpy")
         self.xp = self.backend.xp
         self.dtype = dtype
+        self.fuse = fuse
+        self.keep = set(keep) | set(graph.outputs) | ({graph.loss} if graph.loss else set())
         self.set_wrt(wrt)
         self.constants = {
             name: self.backend.asarray(np.asarray(c.value, dtype=c.dtype or dtype))
@@ -60,25 +124,38 @@ class Executor:
         }
 
     def set_wrt(self, wrt=None):
-        """Choose which tensors get gradients: ``None`` = params, ``"all"`` = every tensor."""
+        """Choose which tensors get gradients, and plan the steps for that choice."""
         g = self.graph
         if wrt == "all":
-            wanted = {t for t, info in g.tensors.items()
-                      if info.dtype in FLOAT_DTYPES}
+            wanted = {t for t, info in g.tensors.items() if info.dtype in FLOAT_DTYPES}
         elif wrt is None:
             wanted = set(g.params)
         else:
             wanted = set(wrt)
+        steps = fuse(g, self.keep, wanted) if self.fuse else \
+            [Step(n.name, n.op, tuple(n.inputs), tuple(n.outputs)) for n in g.nodes]
         # a tensor "requires grad" when it is wanted or is computed from a wanted tensor
         requires = set(wanted)
-        for node in g.nodes:
-            if node.op.differentiable and any(t in requires for t in node.inputs):
-                requires.update(node.outputs)
+        for step in steps:
+            if step.op.differentiable and any(t in requires for t in step.inputs):
+                requires.update(step.outputs)
+        last_use = {}
+        for i, step in enumerate(steps):
+            for t in step.inputs:
+                last_use[t] = i
+        planned = []
+        for i, step in enumerate(steps):
+            free = tuple(t for t in dict.fromkeys(step.inputs)
+                         if last_use[t] == i and t in g.tensors and g.tensors[t].kind == "node"
+                         and t not in self.keep)
+            planned.append(Step(step.name, step.op, step.inputs, step.outputs,
+                                tuple(t in requires for t in step.inputs), free))
         self.wanted = wanted
         self.requires = requires
-        self.backward_nodes = [n for n in reversed(g.nodes)
-                               if n.op.differentiable and n.outputs[0] in requires]
-        self.needs = {n.name: tuple(t in requires for t in n.inputs) for n in g.nodes}
+        self.steps = planned
+        self.backward_steps = [s for s in reversed(planned)
+                               if s.op.differentiable and s.outputs[-1] in requires]
+        self.needs = {s.name: s.needs for s in planned}
 
     # -- feeds ------------------------------------------------------------------------------
     def check_feeds(self, feeds: dict) -> dict:
@@ -113,8 +190,8 @@ class Executor:
 
     # -- passes -----------------------------------------------------------------------------
     def forward(self, params: dict, feeds: dict, *, training: bool = False, rng=None,
-                checked: bool = False) -> Pass:
-        """Run every node in schedule order; returns the pass with all values."""
+                checked: bool = False, keep_values: bool = True) -> Pass:
+        """Run every step in order; ``keep_values=False`` releases values after last use."""
         if checked:
             values, bindings = dict(feeds), {}
         else:
@@ -126,36 +203,47 @@ class Executor:
             raise DataError(f"no data for input{'s' if len(missing) > 1 else ''} "
                             f"{', '.join(repr(m) for m in missing)}")
         ctxs = {}
-        for node in self.graph.nodes:
-            ctx = Context(training, rng, self.needs[node.name])
-            values[node.outputs[0]] = node.op.forward(ctx, *[values[t] for t in node.inputs])
-            ctxs[node.name] = ctx
+        for step in self.steps:
+            ctx = Context(training, rng, step.needs)
+            y = step.op.forward(ctx, *[values[t] for t in step.inputs])
+            if len(step.outputs) == 1:
+                values[step.outputs[0]] = y
+            else:
+                values.update(zip(step.outputs, y))
+            ctxs[step.name] = ctx
+            if not keep_values:
+                for t in step.free:
+                    del values[t]
         return Pass(values, ctxs, {}, bindings)
 
     def backward(self, run: Pass, loss: str | None = None, keep_all: bool = True) -> dict:
-        """Gradients of ``loss`` w.r.t. the wanted tensors (all visited ones if ``keep_all``)."""
+        """Gradients of ``loss`` w.r.t. the wanted tensors (every visited one if ``keep_all``).
+
+        Without ``keep_all``, a gradient is dropped once its producer has used it, and each
+        step's saved values are released after its backward.
+        """
         loss = loss or self.graph.loss
         if loss is None:
             raise DataError("the model has no 'loss', so there is nothing to differentiate")
-        xp = self.xp
-        grads = {loss: xp.ones_like(run.values[loss])}
-        for node in self.backward_nodes:
-            out = node.outputs[0]
-            gy = grads.get(out)
+        grads = {loss: self.xp.ones_like(run.values[loss])}
+        wanted, ctxs = self.wanted, run.ctxs
+        for step in self.backward_steps:
+            out = step.outputs[-1]
+            gy = grads.get(out) if keep_all or out in wanted else grads.pop(out, None)
             if gy is None:
                 continue
-            gxs = node.op.backward(run.ctxs[node.name], gy)
-            if len(gxs) != len(node.inputs):
-                raise RuntimeError(f"op '{node.op_name}' returned {len(gxs)} gradients for "
-                                   f"{len(node.inputs)} inputs")
-            for t, g, need in zip(node.inputs, gxs, self.needs[node.name]):
+            gxs = step.op.backward(ctxs[step.name], gy)
+            if len(gxs) != len(step.inputs):
+                raise RuntimeError(f"op '{step.op.name}' returned {len(gxs)} gradients for "
+                                   f"{len(step.inputs)} inputs")
+            if not keep_all:
+                ctxs[step.name] = None
+            for t, g, need in zip(step.inputs, gxs, step.needs):
                 if g is None or not need:
                     continue
                 grads[t] = g if t not in grads else grads[t] + g
-            if not keep_all and out not in self.wanted:
-                del grads[out]
         if not keep_all:
-            grads = {t: g for t, g in grads.items() if t in self.wanted}
+            grads = {t: g for t, g in grads.items() if t in wanted}
         run.grads = grads
         return grads
 
@@ -167,6 +255,12 @@ class Executor:
             if value is not None and not bool(xp.all(xp.isfinite(value))):
                 return node
         return None
+
+    def locate_nonfinite(self, params: dict, batch: dict, rng=None):
+        """Re-run one batch unfused, keeping every value, to find the first bad node."""
+        plain = Executor(self.graph, self.backend, self.dtype, fuse=False)
+        return plain.first_nonfinite(plain.forward(params, batch, training=True, rng=rng,
+                                                   checked=True))
 
 
 def as_numpy(mapping: dict) -> dict:

@@ -78,6 +78,7 @@ class Optimizer:
         self.validate()
         self.t = 0  # how many times step() has run
         self.state: dict[str, dict] = {}
+        self._loaded = False  # state came from load_state_dict and may sit on the host
 
     # -- options ---------------------------------------------------------------------------
 
@@ -138,22 +139,31 @@ class Optimizer:
         L2 weight decay (PyTorch style) is added to the gradient first:  ``g ← g + λ θ``.
         """
         self.t += 1
+        if self._loaded:
+            self._move_state(params)
         for name, param in params.items():
             grad = grads.get(name)
             if grad is None:
                 continue  # no gradient this step (for example a frozen parameter)
-            xp = get_array_module(param)
-            grad = grad.astype(param.dtype, copy=False)
+            if grad.dtype != param.dtype:
+                grad = grad.astype(param.dtype)
             if self.weight_decay != 0:
                 grad = grad + self.weight_decay * param
-            state = self.state.setdefault(name, {})
-            # Arrays from load_state_dict are NumPy; move them to the parameter's device.
-            # (xp.asarray returns an array that is already there unchanged.)
-            for slot, value in state.items():
-                if slot not in self.scalar_slots:
-                    state[slot] = xp.asarray(value)
+            state = self.state.get(name)
+            if state is None:
+                state = self.state[name] = {}
             state["step"] = state.get("step", 0) + 1  # t, counted per parameter as in PyTorch
             self.update_one(name, param, grad, state)
+
+    def _move_state(self, params: dict) -> None:
+        """Put loaded state (NumPy arrays) on each parameter's device, once after a load."""
+        for name, state in self.state.items():
+            if name in params:
+                xp = get_array_module(params[name])
+                for slot, value in state.items():
+                    if slot not in self.scalar_slots:
+                        state[slot] = xp.asarray(value)
+        self._loaded = False
 
     def update_one(self, name, param, grad, state: dict) -> None:
         """Update one parameter in place from its gradient and its state dict."""
@@ -191,6 +201,7 @@ class Optimizer:
             state.setdefault(name, {})[slot] = value
         self.t = int(numpy.asarray(flat["t"])) if "t" in flat else 0
         self.state = state
+        self._loaded = True
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.defaults)

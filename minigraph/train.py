@@ -177,7 +177,7 @@ class Trainer:
         self.graph = graph
         self.config = config
         self.backend = select(backend or config.backend)
-        self.executor = Executor(graph, self.backend)
+        self.executor = Executor(graph, self.backend, fuse=True)
         self.params = init_params(graph, config.seed, self.backend)
         try:
             self.optimizer = make_optimizer(config.optimizer)
@@ -239,7 +239,7 @@ class Trainer:
         n = num_examples(arrays)
         total, preds = 0.0, []
         for batch in iterate_batches(arrays, batch_size, shuffle=False, rng=self.rng):
-            run = self.executor.forward(self.params, batch, checked=True)
+            run = self.executor.forward(self.params, batch, checked=True, keep_values=False)
             total += float(run.values[self.graph.loss]) * num_examples(batch)
             if self.prediction:
                 preds.append(to_numpy(run.values[self.prediction]))
@@ -270,10 +270,11 @@ class Trainer:
         Returns ``(loss, pass)``; a non-finite loss raises FloatingPointError naming the node
         that first produced NaN or inf, before any param changes.
         """
-        run = self.executor.forward(self.params, batch, training=True, rng=rng, checked=True)
+        run = self.executor.forward(self.params, batch, training=True, rng=rng, checked=True,
+                                    keep_values=False)
         loss = float(run.values[self.graph.loss])
         if not math.isfinite(loss):
-            node = self.executor.first_nonfinite(run)
+            node = self.executor.locate_nonfinite(self.params, batch, rng)
             where = f"; first produced by node '{node.name}' ({node.op_name})" \
                 if node is not None else ""
             raise FloatingPointError(f"the loss became {loss}{where}")

@@ -19,13 +19,16 @@ from .base import Attr, Op, get_array_module, register
 
 
 def stable_sigmoid(x):
-    """1 / (1 + e^-x) without overflow.
+    """1 / (1 + e^-x) without overflow, as exp(-softplus(-x)) = exp(-ln(1 + e^-x)).
 
-    With e = e^-|x| (never above 1): sigmoid(x) = 1 / (1 + e) for x >= 0 and e / (1 + e) else.
+    ``logaddexp(0, -x)`` = ln(e^0 + e^-x) never overflows, and tiny results keep their
+    digits (sigmoid(-20) = 2.06e-9, not 0).
     """
     xp = get_array_module(x)
-    e = xp.exp(-xp.abs(x))
-    return xp.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    t = xp.logaddexp(0, -x)
+    xp.negative(t, out=t)
+    xp.exp(t, out=t)
+    return t
 
 
 @register

@@ -88,7 +88,7 @@ class Context:
     __slots__ = ("saved", "training", "rng", "needs_input_grad", "extra")
 
     def __init__(self, training=False, rng=None, needs_input_grad=()):
-        self.saved = ()
+        self.saved = None
         self.training = training
         self.rng = rng
         self.needs_input_grad = needs_input_grad

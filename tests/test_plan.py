@@ -1,0 +1,91 @@
+"""The execution plan: fusion and early release change speed and memory, never results."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minigraph.engine import Executor, init_params
+from minigraph.model import load_graph
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def mlp(loss="cross_entropy"):
+    nodes = [
+        {"name": "fc1", "op": "linear", "inputs": ["x"], "outputs": ["h1"], "attrs": {"units": 16}},
+        {"name": "act", "op": "relu", "inputs": ["h1"], "outputs": ["a1"]},
+        {"name": "fc2", "op": "linear", "inputs": ["a1"], "outputs": ["z"], "attrs": {"units": 5}},
+    ]
+    if loss == "cross_entropy":
+        nodes.append({"name": "ce", "op": "cross_entropy", "inputs": ["z", "y"], "outputs": ["L"]})
+        outputs = ["z"]
+    else:
+        nodes += [{"name": "lsm", "op": "log_softmax", "inputs": ["z"], "outputs": ["logp"]},
+                  {"name": "nll", "op": "nll", "inputs": ["logp", "y"], "outputs": ["L"]}]
+        outputs = ["logp"]
+    return {"minigraph": 1, "name": "mlp",
+            "inputs": {"x": {"shape": ["batch", 8]}, "y": {"shape": ["batch"], "dtype": "int64"}},
+            "nodes": nodes, "outputs": outputs, "loss": "L"}
+
+
+def feeds_for(graph, seed=0):
+    rng = np.random.default_rng(seed)
+    if "y" in graph.inputs:
+        return {"x": rng.standard_normal((6, 8)), "y": rng.integers(0, 5, 6)}
+    return {"x": np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float),
+            "t": np.array([[0], [1], [1], [0]], float)}
+
+
+CASES = {
+    "xor": (lambda: load_graph(ROOT / "models" / "xor.yaml"),
+            ["fc1+bias1", "act1", "fc2+bias2", "act2+loss"]),
+    "mlp_cross_entropy": (lambda: load_graph(mlp()),
+                          ["fc1.matmul+fc1.add", "act", "fc2.matmul+fc2.add", "ce"]),
+    "mlp_log_softmax_nll": (lambda: load_graph(mlp("nll")),
+                            ["fc1.matmul+fc1.add", "act", "fc2.matmul+fc2.add", "lsm+nll"]),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fused_plan_gives_the_same_values_and_gradients(case):
+    make, expected_steps = CASES[case]
+    graph = make()
+    fused = Executor(graph, dtype="float64", fuse=True)
+    plain = Executor(graph, dtype="float64")
+    assert [s.name for s in fused.steps] == expected_steps
+    params = init_params(graph, 3, dtype="float64")
+    feeds = feeds_for(graph)
+    a = fused.forward(params, feeds, keep_values=False)
+    b = plain.forward(params, feeds)
+    for t in graph.outputs + [graph.loss]:
+        np.testing.assert_allclose(a.values[t], b.values[t], rtol=1e-12, atol=1e-12)
+    ga = fused.backward(a, keep_all=False)
+    gb = plain.backward(b, keep_all=False)
+    assert set(ga) == set(gb) == set(graph.params)
+    for name in ga:
+        np.testing.assert_allclose(ga[name], gb[name], rtol=1e-10, atol=1e-12)
+
+
+def test_released_values_are_gone_and_kept_ones_stay():
+    graph = load_graph(mlp())
+    ex = Executor(graph, fuse=True)
+    run = ex.forward(init_params(graph), feeds_for(graph), keep_values=False)
+    assert "a1" not in run.values and "h1" not in run.values  # intermediates released
+    assert {"z", "L", "x", "y"} <= set(run.values)  # outputs, loss and data stay
+    ex.backward(run, keep_all=False)
+    assert all(ctx is None for ctx in run.ctxs.values())  # saved tensors released too
+
+
+def test_requested_gradients_prevent_fusion():
+    graph = load_graph(ROOT / "models" / "xor.yaml")
+    ex = Executor(graph, fuse=True, wrt="all")
+    assert [s.name for s in ex.steps] == [n.name for n in graph.nodes]
+
+
+def test_gradient_work_is_pruned_to_what_reaches_a_param():
+    graph = load_graph(mlp())
+    ex = Executor(graph, fuse=True)
+    first = ex.steps[0]
+    assert first.needs == (False, True, True)  # no gradient for the data x
