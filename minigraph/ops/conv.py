@@ -7,9 +7,10 @@ All three slide a window over the (padded) image.  Output size along H (W alike)
 Window element (i, j) of output position (r, s) is the padded pixel (r*stride + i, s*stride + j).
 Two views of that fact, both without Python loops over pixels or images:
 
-* ``windows`` (im2col as a strided view, no copy): all windows as one (N, C, OH, OW, kh, kw)
-  array; conv2d is then one ``tensordot`` over (c, i, j):
-      y[n, o, r, s] = b[o] + sum_{c, i, j} w[o, c, i, j] * window[n, c, r, s, i, j]
+* ``im2col``: all windows copied once into an (N, C*kh*kw, OH*OW) array whose row (c, i, j)
+  and column (r, s) hold pixel (c, r*stride + i, s*stride + j); conv2d is then one batched
+  matrix product with the (O, C*kh*kw) weight, landing directly in NCHW order:
+      y[n, o, r, s] = b[o] + sum_{c, i, j} w[o, c, i, j] * cols[n, (c, i, j), (r, s)]
 * ``slab(x, i, j)``: element (i, j) of every window at once, an (N, C, OH, OW) strided slice.
   Pools loop over the kernel x kernel offsets: maxpool2d keeps a running maximum (padding
   counts as -inf), avgpool2d a running sum divided by kernel^2 (padding counts as 0 and is
@@ -43,6 +44,21 @@ def windows(x, kh, kw, stride):
     sn, sc, sh, sw = x.strides
     return xp.lib.stride_tricks.as_strided(
         x, shape=(n, c, oh, ow, kh, kw), strides=(sn, sc, sh * stride, sw * stride, sh, sw))
+
+
+def im2col(x, kh, kw, stride):
+    """(N, C*kh*kw, OH*OW): every kh x kw window of x (N, C, H, W) as a column; one copy.
+
+    The strided view has shape (N, C, kh, kw, OH, OW), so the copy reads rows of the image
+    in order (contiguous runs of OW pixels when stride is 1).
+    """
+    xp = get_array_module(x)
+    n, c, h, w = x.shape
+    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
+    sn, sc, sh, sw = x.strides
+    view = xp.lib.stride_tricks.as_strided(
+        x, shape=(n, c, kh, kw, oh, ow), strides=(sn, sc, sh, sw, sh * stride, sw * stride))
+    return view.reshape(n, c * kh * kw, oh * ow), oh, ow
 
 
 def slab(x, i, j, stride, oh, ow):
@@ -137,32 +153,35 @@ class Conv2D(Op):
                              f"(input {fmt_shape(x)}, weight {fmt_shape(w)})")
 
     def forward(self, ctx, x, w, b=None):
-        xp = get_array_module(x)
         self.check_channels(x.shape, w.shape)
+        o, c, kh, kw = w.shape
         x_padded = pad(x, self.padding)
-        patches = windows(x_padded, w.shape[2], w.shape[3], self.stride)  # (N,C,OH,OW,kh,kw)
-        y = xp.tensordot(patches, w, axes=([1, 4, 5], [1, 2, 3]))        # (N, OH, OW, O)
+        cols, oh, ow = im2col(x_padded, kh, kw, self.stride)  # (N, C*kh*kw, OH*OW)
+        y = w.reshape(o, c * kh * kw) @ cols                   # (N, O, OH*OW), batched
+        y = y.reshape(x.shape[0], o, oh, ow)
         if b is not None:
-            y += b
-        ctx.save(x_padded, w, b is not None)
-        return xp.ascontiguousarray(y.transpose(0, 3, 1, 2))
+            y += b.reshape(o, 1, 1)
+        ctx.save(cols, w, x_padded.shape, b is not None)
+        return y
 
     def backward(self, ctx, gy):
-        x_padded, w, has_bias = ctx.saved
+        cols, w, padded_shape, has_bias = ctx.saved
         xp = get_array_module(gy)
         need = ctx.needs_input_grad or (True, True, True)
+        o, c, kh, kw = w.shape
+        n, _, oh, ow = gy.shape
+        g = gy.reshape(n, o, oh * ow)
         dx = dw = db = None
         if need[0]:  # skipped for the first layer, whose input is the data
-            cols = xp.tensordot(w, gy, axes=([0], [1]))  # (C, kh, kw, N, OH, OW)
-            cols = cols.transpose(3, 0, 1, 2, 4, 5)       # (N, C, kh, kw, OH, OW)
-            dx = col2im(cols, x_padded.shape, self.stride, self.padding)
-        if need[1]:
-            patches = windows(x_padded, w.shape[2], w.shape[3], self.stride)
-            dw = xp.tensordot(gy, patches, axes=([0, 2, 3], [0, 2, 3]))  # (O, C, kh, kw)
+            dcols = w.reshape(o, c * kh * kw).T @ g             # (N, C*kh*kw, OH*OW)
+            dx = col2im(dcols.reshape(n, c, kh, kw, oh, ow), padded_shape, self.stride,
+                        self.padding)
+        if need[1]:  # sum over images of g[n] @ cols[n]^T
+            dw = xp.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
         if not has_bias:
             return dx, dw
         if len(need) < 3 or need[2]:
-            db = gy.sum(axis=(0, 2, 3))
+            db = g.sum(axis=(0, 2))
         return dx, dw, db
 
 
@@ -207,10 +226,11 @@ class MaxPool2D(Pool2D):
         k, s = self.kernel, self.step
         x_padded = pad(x, self.padding, value=-xp.inf)
         oh, ow = (x_padded.shape[2] - k) // s + 1, (x_padded.shape[3] - k) // s + 1
-        y = xp.full(x.shape[:2] + (oh, ow), -xp.inf, dtype=x.dtype)
+        y = slab(x_padded, 0, 0, s, oh, ow).copy()
         for i in range(k):  # a running maximum over the k * k window elements
             for j in range(k):
-                y = xp.maximum(y, slab(x_padded, i, j, s, oh, ow))
+                if i or j:
+                    xp.maximum(y, slab(x_padded, i, j, s, oh, ow), out=y)
         ctx.save(x_padded, y)
         return y
 
@@ -219,16 +239,18 @@ class MaxPool2D(Pool2D):
         xp = get_array_module(gy)
         k, s = self.kernel, self.step
         oh, ow = y.shape[2], y.shape[3]
-        ties = xp.zeros(y.shape, dtype=gy.dtype)  # how many elements hit each window's max
-        for i in range(k):
-            for j in range(k):
-                ties += slab(x_padded, i, j, s, oh, ow) == y
+        hits = [slab(x_padded, i, j, s, oh, ow) == y for i in range(k) for j in range(k)]
+        ties = hits[0].astype(gy.dtype)  # how many elements hit each window's max
+        for hit in hits[1:]:
+            ties += hit
         share = gy / ties
         g = xp.zeros(x_padded.shape, dtype=gy.dtype)
-        for i in range(k):
-            for j in range(k):
-                view = slab(g, i, j, s, oh, ow)
-                view += (slab(x_padded, i, j, s, oh, ow) == y) * share
+        for (i, j), hit in zip([(i, j) for i in range(k) for j in range(k)], hits):
+            view = slab(g, i, j, s, oh, ow)
+            if s >= k:  # windows do not overlap: each pixel is written once
+                xp.multiply(hit, share, out=view)
+            else:
+                view += hit * share
         return (unpad(g, self.padding),)
 
 
