@@ -154,5 +154,11 @@ def eval_(model, params, backend, data_dir):
                                                backend=backend)))
 
 
+from .render_cmds import plot, render  # noqa: E402  (commands kept in their own module)
+
+main.add_command(render)
+main.add_command(plot)
+
+
 def run_main():  # pragma: no cover - console entry for `python -m`
     sys.exit(main())

@@ -17,6 +17,7 @@ from .graph import Graph, build_graph
 from .model import Model, load, load_graph, save_model
 from .ops import REGISTRY, Attr, Op, get_op, register
 from .ops.custom import register_op
+from .render import draw
 from .spec import dump_json, dump_yaml
 
 __version__ = "0.1.0"
@@ -24,6 +25,6 @@ __version__ = "0.1.0"
 __all__ = [
     "Attr", "DataError", "Executor", "Graph", "GraphBuilder", "MinigraphError", "Model",
     "ModelError", "Op", "Pass", "REGISTRY", "RunError", "build_graph", "check_gradients",
-    "dump_json", "dump_yaml", "get_array_module", "get_op", "init_params", "load",
+    "draw", "dump_json", "dump_yaml", "get_array_module", "get_op", "init_params", "load",
     "load_graph", "register", "register_op", "save_model", "select_backend",
 ]

@@ -98,21 +98,15 @@ class Model:
         g = self.last.grads.get(name)
         return None if g is None else to_numpy(g)
 
-    def default_feeds(self) -> dict:
-        """The first training batch of the file's data (inline or generated), if any."""
-        from .data import iterate_batches, load_data
+    def default_feeds(self, data_dir=None) -> dict:
+        """The first training batch of the file's data (``{}`` for a model without inputs)."""
+        return first_batch(self.graph, data_dir, self.seed)
 
-        spec = self.graph.spec
-        if not spec.inputs:
-            return {}
-        base = Path(spec.doc.file).parent if spec.doc is not None else Path(".")
-        splits = load_data(spec.data, {k: v.to_dict() for k, v in spec.inputs.items()},
-                           base_dir=base, at=lambda *k: spec.at("data", *k))
-        if splits.train is None:
-            raise MinigraphError(f"model '{spec.name}' has inputs but no data: pass feeds")
-        batch = (spec.train or {}).get("batch_size")
-        rng = np.random.default_rng(self.seed)
-        return next(iter(iterate_batches(splits.train, batch, shuffle=False, rng=rng)))
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """Jupyter shows a model as its graph, with values and gradients once it has run."""
+        from .render import draw
+
+        return draw(self)._repr_mimebundle_(include, exclude)
 
     # -- saving -----------------------------------------------------------------------------
     def to_dict(self) -> dict:
@@ -121,6 +115,31 @@ class Model:
     def save(self, path) -> None:
         """Write the model file (YAML or JSON by suffix); see also checkpoints for params."""
         save_model(self.graph.spec, path)
+
+
+def load_splits(graph: Graph, data_dir=None):
+    """The model's train and test data (paths in the file are relative to the file)."""
+    from .data import load_data
+
+    spec = graph.spec
+    base = Path(spec.doc.file).parent if spec.doc is not None else Path(".")
+    return load_data(spec.data, {k: v.to_dict() for k, v in spec.inputs.items()},
+                     base_dir=base, data_dir=data_dir, at=lambda *k: spec.at("data", *k))
+
+
+def first_batch(graph: Graph, data_dir=None, seed: int = 0) -> dict:
+    """The first training batch of the model's data, unshuffled (``{}`` without inputs)."""
+    from .data import iterate_batches
+
+    if not graph.inputs:
+        return {}
+    splits = load_splits(graph, data_dir)
+    if splits.train is None:
+        raise MinigraphError(f"model '{graph.name}' has inputs ({', '.join(graph.inputs)}) but "
+                             "no data: add a data section, or pass the inputs yourself")
+    batch = (graph.spec.train or {}).get("batch_size")
+    rng = np.random.default_rng(seed)
+    return next(iter(iterate_batches(splits.train, batch, shuffle=False, rng=rng)))
 
 
 def load(source, **kwargs) -> Model:

@@ -9,18 +9,17 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
 from .backend import select, to_numpy
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
-from .data import DataSplits, iterate_batches, load_data, num_examples
+from .data import DataSplits, iterate_batches, num_examples
 from .engine import Executor, init_params
 from .errors import DataError, ModelError, RunError, did_you_mean
 from .graph import Graph
 from .metrics import METRICS, check_metrics
-from .model import load_graph
+from .model import load_graph, load_splits
 from .optim import make_optimizer
 from .schedules import make_schedule
 
@@ -348,22 +347,11 @@ class RunResult:
     saved: str | None = None
 
 
-def _model_dir(graph: Graph) -> Path:
-    return Path(graph.spec.doc.file).parent if graph.spec.doc is not None else Path(".")
-
-
-def load_splits(graph: Graph, data_dir=None) -> DataSplits:
-    spec = graph.spec
-    return load_data(spec.data, {k: v.to_dict() for k, v in spec.inputs.items()},
-                     base_dir=_model_dir(graph), data_dir=data_dir,
-                     at=lambda *k: spec.at("data", *k))
-
-
 def _forward_only(graph, backend, seed, params, data_dir) -> RunResult:
     from .model import Model
 
     model = Model(graph, backend=backend, seed=seed, params=params)
-    feeds = model.default_feeds() if graph.spec.data else {}
+    feeds = model.default_feeds(data_dir) if graph.spec.data else {}
     outputs = model.forward(feeds)
     result = RunResult(graph, outputs=outputs)
     if graph.loss is not None:

@@ -25,6 +25,8 @@ def stable_sigmoid(x):
     digits (sigmoid(-20) = 2.06e-9, not 0).
     """
     xp = get_array_module(x)
+    if x.ndim == 0:  # ufuncs return scalars for 0-d arrays, so no in-place steps here
+        return xp.asarray(xp.exp(-xp.logaddexp(0, -x)))
     t = xp.logaddexp(0, -x)
     xp.negative(t, out=t)
     xp.exp(t, out=t)

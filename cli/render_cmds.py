@@ -1,0 +1,153 @@
+"""``minigraph render`` and ``minigraph plot``: pictures of a model, its run and its training.
+
+Added to the group in :mod:`minigraph.cli.main` with ``main.add_command(render)`` and
+``main.add_command(plot)``.  Like every command, each parses, calls one API function and
+prints; mistakes are :class:`MinigraphError` (one line, exit 2).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from minigraph.errors import MinigraphError
+
+FORMATS = ("svg", "png", "pdf", "dot")
+
+
+def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
+    """The output path and format: ``-o`` and ``--format``, else ``NAME.svg`` here."""
+    if out is None:
+        fmt = fmt or "svg"
+        return Path(Path(model).stem + "." + fmt), fmt
+    path = Path(out)
+    suffix = path.suffix.lstrip(".").lower()
+    if fmt is None:
+        if suffix == "gv":
+            suffix = "dot"
+        if suffix not in FORMATS:
+            raise MinigraphError(f"cannot tell the picture format from '{out}': end it with "
+                                 f".svg, .png, .pdf or .dot, or pass --format")
+        fmt = suffix
+    return path, fmt
+
+
+@click.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--values", is_flag=True,
+              help="Run one forward pass on the first training batch and show every value.")
+@click.option("--grads", is_flag=True,
+              help="Also run backward and show d(loss)/d(tensor) (implies --values).")
+@click.option("--params", "params", type=click.Path(dir_okay=False),
+              help="Draw with trained params (.npz from run --save) instead of fresh ones.")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
+              help="Output file (default: MODEL's name with .svg, in this folder).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS),
+              help="Picture format (default: from the output file's suffix).")
+@click.option("--rankdir", type=click.Choice(["LR", "TB"], case_sensitive=False), default="LR",
+              show_default=True, help="Left-to-right or top-to-bottom.")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where data sets live.")
+@click.option("--vanishing", type=click.FloatRange(min=0, min_open=True), default=1e-7,
+              show_default=True, help="Gradients below this are drawn as vanishing.")
+@click.option("--exploding", type=click.FloatRange(min=0, min_open=True), default=1e3,
+              show_default=True, help="Gradients above this are drawn as exploding.")
+def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing, exploding):
+    """Draw MODEL's graph; with --values/--grads, one pass's values and gradients.
+
+    Pictures come from the system's Graphviz `dot` when installed, else from graphviz-pure
+    (installed with minigraph).  --format dot writes the DOT text itself.
+
+    \b
+    Example:
+      minigraph render models/xor.yaml
+      minigraph render models/xor.yaml --grads -o xor.svg
+      minigraph render models/circles.yaml --grads --params circles.npz -o circles.png
+    """
+    from minigraph.render import draw
+
+    path, fmt = _picture_path(model, out, fmt)
+    picture = draw(model, values=values or grads, grads=grads, params=params,
+                   data_dir=data_dir, rankdir=rankdir.upper(), vanishing=vanishing,
+                   exploding=exploding)
+    picture.save(path, fmt)
+    click.echo(f"wrote {path}")
+
+
+@click.group()
+def plot():
+    """Plots of training (needs matplotlib: pip install 'minigraph[plot]').
+
+    \b
+    Example:
+      minigraph run models/circles.yaml --log circles.jsonl --save circles.npz
+      minigraph plot curves circles.jsonl -o curves.png
+      minigraph plot boundary models/circles.yaml --params circles.npz -o boundary.png
+      minigraph plot race models/optimizer_race.yaml -o race.png
+    """
+
+
+@plot.command()
+@click.argument("log", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
+              help="Output image (default: LOG's name with .png).")
+def curves(log, out):
+    """Loss and metric curves (train and test) from a `run --log` file.
+
+    \b
+    Example:
+      minigraph run models/circles.yaml --log circles.jsonl
+      minigraph plot curves circles.jsonl -o curves.png
+    """
+    from minigraph.plots import plot_log
+
+    click.echo(f"wrote {plot_log(log, out or Path(log).with_suffix('.png').name)}")
+
+
+@plot.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("--params", "params", type=click.Path(dir_okay=False),
+              help="Trained params (.npz); without them the model is trained first.")
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
+              help="Output image (default: NAME_boundary.png).")
+@click.option("--score", help="The output to draw (default: the model's first output).")
+@click.option("--data-dir", type=click.Path(file_okay=False), help="Where data sets live.")
+def boundary(model, params, out, score, data_dir):
+    """The decision boundary of a 2-input classifier, over its training data.
+
+    \b
+    Example:
+      minigraph plot boundary models/xor.yaml -o xor_boundary.png
+      minigraph plot boundary models/circles.yaml --params circles.npz
+      minigraph plot boundary models/or_perceptron.yaml --score d
+    """
+    from minigraph.plots import plot_decision_boundary
+
+    out = out or f"{Path(model).stem}_boundary.png"
+    path = plot_decision_boundary(model, params, out, data_dir=data_dir, output=score)
+    click.echo(f"wrote {path}")
+
+
+@plot.command()
+@click.argument("model", type=click.Path(dir_okay=False))
+@click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
+              help="Output image (default: NAME_race.png).")
+@click.option("--optimizers",
+              help="Comma-separated optimizer types, each optionally TYPE:LR, e.g. "
+                   "sgd:0.001,adam:0.1 (default: all nine).")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True),
+              help="Learning rate of the optimizers given without one (default: each "
+                   "optimizer's own default).")
+@click.option("--epochs", type=click.IntRange(min=1), help="Steps per optimizer.")
+def race(model, out, optimizers, lr, epochs):
+    """Paths of several optimizers on a two-parameter loss surface.
+
+    \b
+    Example:
+      minigraph plot race models/optimizer_race.yaml -o race.png
+      minigraph plot race models/optimizer_race.yaml --optimizers sgd,momentum,adam
+    """
+    from minigraph.plots import plot_optimizer_race
+
+    names = [n.strip() for n in optimizers.split(",") if n.strip()] if optimizers else None
+    out = out or f"{Path(model).stem}_race.png"
+    click.echo(f"wrote {plot_optimizer_race(model, out, names, epochs=epochs, lr=lr)}")

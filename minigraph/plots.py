@@ -1,0 +1,410 @@
+"""Plots of training: loss and metric curves, decision boundaries, optimizer races.
+
+matplotlib is an optional extra (``pip install 'minigraph[plot]'``), imported only inside these
+functions.  Each function saves its figure to ``out`` and returns the path, or returns the
+matplotlib ``Figure`` when ``out`` is None (for notebooks).  The numbers come from minigraph's
+own API: the ``--log`` file of ``minigraph run``, :class:`~minigraph.model.Model` passes and
+:class:`~minigraph.train.Trainer` runs.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+
+from .errors import MinigraphError, RunError
+
+MISSING = "matplotlib is not installed: pip install 'minigraph[plot]'"
+NOT_METRICS = ("epoch", "lr", "seconds")
+
+
+def _require_matplotlib() -> None:
+    """Fail before any training when the plot could not be drawn anyway."""
+    try:
+        import matplotlib  # noqa: F401
+    except ImportError:
+        raise MinigraphError(MISSING) from None
+
+
+def _figure(*args, **kwargs):
+    """A new matplotlib Figure (object API: no pyplot, no global backend switch)."""
+    _require_matplotlib()
+    from matplotlib.figure import Figure
+
+    return Figure(*args, **kwargs)
+
+
+def _finish(fig, out):
+    if out is None:
+        return fig
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise MinigraphError(f"cannot write {out}: folder {out.parent} does not exist")
+    fig.savefig(out, dpi=120, bbox_inches="tight")
+    return out
+
+
+# ==== loss and metric curves ======================================================================
+
+def read_log(log_path) -> list:
+    """The records of a ``minigraph run --log`` file (one JSON object per line)."""
+    path = Path(log_path)
+    if not path.is_file():
+        raise MinigraphError(f"no log file at {path} (write one with minigraph run --log)")
+    records = []
+    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise MinigraphError(f"{path}:{number}: not a JSON line ({exc.msg})") from None
+        if not isinstance(record, dict):
+            raise MinigraphError(f"{path}:{number}: expected a JSON object per line")
+        records.append(record)
+    if not records:
+        raise MinigraphError(f"{path} has no records (is it a minigraph run --log file?)")
+    return records
+
+
+def plot_log(log_path, out=None, *, title: str | None = None):
+    """Loss and each metric against the epoch: train solid, test dashed (when logged).
+
+    The loss axis is logarithmic when the loss is positive and spans two decades or more;
+    the learning rate gets its own panel when a schedule changed it.
+    """
+    _require_matplotlib()
+    records = read_log(log_path)
+    keys = []
+    for record in records:
+        for key, value in record.items():
+            if key not in NOT_METRICS and key not in keys and isinstance(value, (int, float)):
+                keys.append(key)
+    bases = []
+    for key in keys:
+        base = key[5:] if key.startswith("test_") else key
+        if base not in bases:
+            bases.append(base)
+    lrs = [r.get("lr") for r in records if isinstance(r.get("lr"), (int, float))]
+    show_lr = len(set(lrs)) > 1
+    panels = bases + (["lr"] if show_lr else [])
+    if not panels:
+        raise MinigraphError(f"{log_path} has no loss or metric values to plot")
+
+    fig = _figure(figsize=(5 * len(panels), 3.8), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, base in zip(axes, panels):
+        for key, style, label in ((base, "-", "train"), (f"test_{base}", "--", "test")):
+            if base == "lr" and label == "test":
+                continue
+            points = [(r["epoch"], r[key]) for r in records
+                      if isinstance(r.get(key), (int, float)) and "epoch" in r]
+            if points:
+                epochs, values = zip(*points)
+                ax.plot(epochs, values, style, label=label if base != "lr" else "lr")
+                if base == "loss":
+                    positive = [v for v in values if v > 0 and math.isfinite(v)]
+                    if len(positive) == len(values) and max(positive) / min(positive) >= 100:
+                        ax.set_yscale("log")
+        ax.set_xlabel("epoch")
+        ax.set_title(base)
+        ax.grid(True, alpha=0.3)
+        if base != "lr":
+            ax.legend()
+    fig.suptitle(title or Path(log_path).stem)
+    return _finish(fig, out)
+
+
+# ==== decision boundary ===========================================================================
+
+def _trained_params(graph, params, data_dir) -> dict:
+    """Params by name: from a checkpoint, else trained now (or initial, with no train section)."""
+    from .backend import to_numpy
+    from .checkpoint import load_checkpoint
+    from .engine import init_params
+    from .train import run_model
+
+    if params is not None:
+        return load_checkpoint(params).params if isinstance(params, (str, Path)) else params
+    if graph.spec.train is None:
+        return {k: to_numpy(v) for k, v in init_params(graph).items()}
+    result = run_model(graph, data_dir=data_dir)
+    if result.history is not None and result.history.interrupted:
+        raise RunError("training was interrupted")
+    return {k: to_numpy(v) for k, v in result.trainer.params.items()}
+
+
+def _feature_and_targets(graph, output):
+    """The input the prediction reads, and the other inputs (the targets)."""
+    seen, todo = set(), [output]
+    while todo:  # everything the first output is computed from
+        t = todo.pop()
+        if t not in seen:
+            seen.add(t)
+            producer = graph.tensors[t].producer
+            if producer is not None:
+                todo.extend(graph.node(producer).inputs)
+    features = [t for t in graph.inputs if t in seen]
+    targets = [t for t in graph.inputs if t not in seen]
+    if len(features) != 1 or list(graph.inputs[features[0]].shape[1:]) != [2]:
+        shapes = ", ".join(f"{k} {v.shape}" for k, v in graph.inputs.items())
+        raise MinigraphError(f"a decision boundary needs a classifier with one input of two "
+                             f"features, shape [batch, 2]; model '{graph.name}' has {shapes}")
+    return features[0], targets
+
+
+def _dummy(spec, n):
+    """Zeros standing in for an input the prediction does not need (the targets)."""
+    shape = [n if isinstance(d, str) or d is None else d for d in spec.shape]
+    return np.zeros(shape, dtype=spec.real_dtype)
+
+
+def plot_decision_boundary(model_path, params=None, out=None, *, data_dir=None,
+                           resolution: int = 200, output: str | None = None):
+    """Where a trained 2-input classifier says which class, with its training points.
+
+    ``params``: a checkpoint path or a dict; None trains the model first (as ``minigraph
+    run`` would).  ``output`` picks the output to draw (default: the model's first).  One
+    column is read as a score with threshold ``train.threshold``, else 0 for -1/+1 targets
+    and 0.5 otherwise; several columns as class scores (argmax).
+    """
+    from .model import Model, load_graph
+    from .model import load_splits
+    from .train import train_config
+
+    _require_matplotlib()
+    graph = load_graph(model_path)
+    if not graph.outputs:
+        raise MinigraphError(f"model '{graph.name}' has no outputs to classify with")
+    output = output or graph.outputs[0]
+    if output not in graph.outputs:
+        raise MinigraphError(f"'{output}' is not an output of model '{graph.name}'; its "
+                             f"outputs: {', '.join(graph.outputs)}")
+    feature, targets = _feature_and_targets(graph, output)
+    splits = load_splits(graph, data_dir)
+    if splits.train is None:
+        raise MinigraphError(f"model '{graph.name}' has no training data to draw")
+    x = np.asarray(splits.train[feature], dtype=np.float64)
+    t = np.asarray(splits.train[targets[0]]) if targets else None
+    model = Model(graph, params=_trained_params(graph, params, data_dir))
+
+    pad = 0.15 * max(np.ptp(x[:, 0]), np.ptp(x[:, 1]), 1e-3)
+    lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
+                         np.linspace(lo[1], hi[1], resolution))
+    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    feeds = {feature: grid.astype(graph.inputs[feature].real_dtype)}
+    for name in graph.inputs:
+        if name != feature:
+            feeds[name] = _dummy(graph.inputs[name], len(grid))
+    score = np.asarray(model.forward(feeds)[output], dtype=np.float64)
+    score = score.reshape(len(grid), -1)
+
+    fig = _figure(figsize=(6, 5.2), layout="constrained")
+    ax = fig.subplots()
+    if score.shape[1] == 1:
+        config = train_config(graph) if graph.spec.train is not None else None
+        level = config.threshold if config is not None and config.threshold is not None \
+            else (0.0 if t is not None and np.min(t) < 0 else 0.5)
+        z = score[:, 0].reshape(gx.shape)
+        from matplotlib.colors import TwoSlopeNorm
+
+        inside = z.min() < level < z.max()
+        norm = TwoSlopeNorm(level, z.min(), z.max()) if inside else None
+        filled = ax.contourf(gx, gy, z, levels=20, cmap="RdBu_r", alpha=0.55, norm=norm)
+        fig.colorbar(filled, ax=ax, label=output)
+        if inside:
+            ax.contour(gx, gy, z, levels=[level], colors="black", linewidths=2)
+        cls = None if t is None else (np.ravel(t) > level).astype(int)
+    else:
+        z = score.argmax(axis=1).reshape(gx.shape)
+        ax.contourf(gx, gy, z, levels=np.arange(score.shape[1] + 1) - 0.5, cmap="tab10",
+                    alpha=0.35)
+        cls = None if t is None else (t.argmax(axis=1) if t.ndim == 2 and t.shape[1] > 1
+                                      else np.ravel(t).astype(int))
+    size = 70 if len(x) <= 50 else 22
+    if cls is None:
+        ax.scatter(x[:, 0], x[:, 1], s=size, c="black")
+    else:
+        two = ["#1f4fbf", "#d62728"]  # the ends of RdBu_r, solid so points stand out
+        markers = "os^vDP*Xph"
+        for c in np.unique(cls):
+            mask = cls == c
+            color = two[int(c)] if score.shape[1] == 1 else f"C{int(c) % 10}"
+            ax.scatter(x[mask, 0], x[mask, 1], s=size, c=color, edgecolors="white",
+                       linewidths=0.8, marker=markers[int(c) % len(markers)],
+                       label=f"class {c}")
+        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    ax.set_xlabel(f"{feature}[0]")
+    ax.set_ylabel(f"{feature}[1]")
+    ax.set_title(f"{graph.name}: decision boundary")
+    return _finish(fig, out)
+
+
+# ==== optimizer race ==============================================================================
+
+def _race_configs(optimizers, default_lr=None) -> list:
+    """Optimizer configs from names, ``"name:lr"`` strings or dicts (default: every one)."""
+    from .optim import OPTIMIZERS
+
+    if optimizers is None:
+        optimizers = list(OPTIMIZERS)
+    configs = []
+    for item in optimizers:
+        if isinstance(item, dict):
+            configs.append(dict(item))
+            continue
+        name, _, lr = str(item).partition(":")
+        config = {"type": name.strip()}
+        if lr:
+            try:
+                config["lr"] = float(lr)
+            except ValueError:
+                raise MinigraphError(f"bad learning rate in {item!r}; write name:lr, "
+                                     "e.g. adam:0.01") from None
+        elif default_lr is not None:
+            config["lr"] = default_lr
+        configs.append(config)
+    return configs
+
+
+def race_paths(model_path, optimizers=None, *, epochs: int | None = None,
+               lr: float | None = None) -> dict:
+    """Train the two-parameter model once per optimizer; returns label -> (steps+1, 2) path.
+
+    Each optimizer starts from the model's initial params; the point is recorded before
+    training and after every epoch.  A run whose loss becomes NaN or infinite stops there
+    (its label ends in "diverged").  Without an ``lr`` (in the item, as ``"name:lr"``, or
+    the ``lr`` argument) each optimizer uses its own default learning rate.
+    """
+    from .backend import to_numpy
+    from .model import load_graph
+    from .model import load_splits
+    from .train import Trainer, train_config
+
+    graph = load_graph(model_path)
+    sizes = {name: int(np.prod(p.shape)) for name, p in graph.params.items()}
+    if sum(sizes.values()) != 2:
+        raise MinigraphError(f"an optimizer race needs a model with exactly two parameter "
+                             f"values (a point in the plane); '{graph.name}' has "
+                             f"{sum(sizes.values())} ({', '.join(sizes) or 'none'})")
+    splits = load_splits(graph)
+    paths = {}
+    for config in _race_configs(optimizers, lr):
+        cfg = train_config(graph, {"epochs": epochs})
+        cfg.optimizer = config
+        cfg.stop_at = None
+        trainer = Trainer(graph, cfg, splits)
+
+        def point():
+            return np.concatenate([np.ravel(to_numpy(trainer.params[n])) for n in sizes])
+
+        path = [point()]
+        label = config["type"] + (f" (lr {config['lr']:g})" if "lr" in config else "")
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):  # divergence is a result here
+                trainer.fit(lambda record: path.append(point()))
+        except RunError:
+            label += ", diverged"
+        path = np.array(path, dtype=np.float64)
+        if not np.isfinite(path).all():
+            path = path[:np.argmin(np.isfinite(path).all(axis=1))]
+            label += "" if "diverged" in label else ", diverged"
+        paths[label] = path
+    return paths
+
+
+def plot_optimizer_race(model_path, out=None, optimizers=None, *, epochs: int | None = None,
+                        lr: float | None = None, resolution: int = 90):
+    """The paths of several optimizers over the contour lines of a 2-parameter loss.
+
+    ``optimizers``: names (``"adam"``), ``"name:lr"`` strings or config dicts; default all
+    nine.  The loss surface is evaluated with :class:`~minigraph.model.Model` on the
+    model's training data at every point of a grid around the paths.
+    """
+    from .model import Model, load_graph
+
+    _require_matplotlib()
+    graph = load_graph(model_path)
+    paths = race_paths(graph, optimizers, epochs=epochs, lr=lr)
+    names = list(graph.params)
+    shapes = {n: tuple(graph.params[n].shape) for n in names}
+    # Frame the runs that converged; a diverged path is drawn until it leaves the frame.
+    kept = [p for label, p in paths.items() if len(p) and "diverged" not in label]
+    points = np.concatenate(kept or [p for p in paths.values() if len(p)])
+    points = points[np.all(np.abs(points) < 1e6, axis=1)]
+    start = next(iter(paths.values()))[0]
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    span = np.maximum(hi - lo, 0.5)
+    lo, hi = lo - 0.15 * span, hi + 0.15 * span
+
+    model = Model(graph)
+    feeds = _race_feeds(graph)
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
+                         np.linspace(lo[1], hi[1], resolution))
+    loss = np.empty(gx.shape)
+    for idx in np.ndindex(gx.shape):
+        model.set_params(_split_point(np.array([gx[idx], gy[idx]]), names, shapes))
+        with np.errstate(over="ignore", invalid="ignore"):
+            model.forward(feeds)
+        loss[idx] = float(model.value(graph.loss))
+
+    fig = _figure(figsize=(8, 6), layout="constrained")
+    ax = fig.subplots()
+    finite = loss[np.isfinite(loss)]
+    if finite.size and finite.min() >= 0 and finite.max() > 0:
+        floor = max(finite.min(), finite.max() * 1e-6, 1e-12)
+        levels = np.logspace(np.log10(floor), np.log10(finite.max()), 25)
+        surface = np.clip(loss, floor, None)
+        norm = _log_norm(floor, finite.max())
+        ax.contourf(gx, gy, surface, levels=levels, cmap="Blues_r", norm=norm, alpha=0.45)
+        ax.contour(gx, gy, surface, levels=levels, colors="#555555", linewidths=0.4,
+                   alpha=0.6)
+    elif finite.size:
+        ax.contourf(gx, gy, loss, levels=25, cmap="Blues_r", alpha=0.45)
+        ax.contour(gx, gy, loss, levels=25, colors="#555555", linewidths=0.4, alpha=0.6)
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+              "#17becf", "#bcbd22", "#7f7f7f"]
+    for (label, path), color in zip(paths.items(), colors * 4):
+        if len(path):
+            ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=1.6, label=label)
+            ax.plot(path[-1, 0], path[-1, 1], "o", color=color, ms=5)
+    ax.plot(start[0], start[1], "k*", ms=12, label="start")
+    ax.set_xlim(lo[0], hi[0])
+    ax.set_ylim(lo[1], hi[1])
+    labels = [f"{n}{'' if int(np.prod(shapes[n])) == 1 else '[' + str(i) + ']'}"
+              for n in names for i in range(int(np.prod(shapes[n])))]
+    ax.set_xlabel(labels[0])
+    ax.set_ylabel(labels[1])
+    ax.set_title(f"{graph.name}: optimizer paths on the loss {graph.loss}")
+    ax.legend(fontsize=8, loc="best")
+    return _finish(fig, out)
+
+
+def _log_norm(lo, hi):
+    from matplotlib.colors import LogNorm
+
+    return LogNorm(vmin=lo, vmax=hi)
+
+
+def _split_point(point, names, shapes) -> dict:
+    out, i = {}, 0
+    for n in names:
+        size = int(np.prod(shapes[n]))
+        out[n] = point[i:i + size].reshape(shapes[n])
+        i += size
+    return out
+
+
+def _race_feeds(graph) -> dict:
+    """The whole training set as one batch (the race trains full batch on tiny data)."""
+    from .model import load_splits
+
+    if not graph.inputs:
+        return {}
+    splits = load_splits(graph)
+    return dict(splits.train) if splits.train is not None else {}
