@@ -56,13 +56,35 @@ class Step:
     free: tuple = ()
 
 
-def fuse(graph: Graph, keep: set, wanted: set) -> list:
-    """Primitive nodes as steps, with the fusable pairs of ``FUSIONS`` merged.
+def _chain(pattern, first, readers, keep, wanted, used):
+    """The nodes of ``pattern`` starting at ``first``, or None if they do not form one.
 
-    A pair fuses when the tensor between them is read only by the second node, nobody wants
-    its gradient (``wanted``), and its value is either not asked for (``keep``) or is an
-    output of the fused op.  The fused step takes the second node's
-    place in the schedule, which is safe: nothing between them reads the tensor.
+    Each next node must be the only reader of the previous output, read it as its first
+    input, and that tensor's gradient must not be wanted; its value may be kept only if the
+    fused op emits it.
+    """
+    nodes = [first]
+    for position, op_name in enumerate(pattern.ops[1:]):
+        t = nodes[-1].outputs[0]
+        after = readers.get(t, [])
+        if len(after) != 1 or after[0].op_name != op_name or after[0].name in used:
+            return None
+        nxt = after[0]
+        if nxt.inputs[0] != t or t in nxt.inputs[1:] or t in wanted:
+            return None
+        if t in keep and position not in pattern.emits:
+            return None
+        nodes.append(nxt)
+    return nodes
+
+
+def fuse(graph: Graph, keep: set, wanted: set) -> list:
+    """Primitive nodes as steps, with the chains of ``FUSIONS`` merged into one step each.
+
+    A chain fuses when each tensor inside it is read only by the next node, nobody wants its
+    gradient (``wanted``), and its value is either not asked for (``keep``) or emitted by the
+    fused op.  The fused step takes the last node's place in the schedule, which is safe:
+    nothing between the chain's nodes reads the tensors inside it.
     """
     from .ops.fused import FUSIONS
 
@@ -70,32 +92,29 @@ def fuse(graph: Graph, keep: set, wanted: set) -> list:
     for node in graph.nodes:
         for t in node.inputs:
             readers.setdefault(t, []).append(node)
-    merged: dict = {}  # second node name -> fused step
-    absorbed = set()
+    fused_at: dict = {}  # last node name -> fused step
+    used: set = set()
     for first in graph.nodes:
-        t = first.outputs[0]
-        after = readers.get(t, [])
-        if len(after) != 1:
+        if first.name in used:
             continue
-        second = after[0]
-        for a, b, make, outputs_t, condition in FUSIONS:
-            if (first.op_name, second.op_name) != (a, b) or second.name in merged:
+        for pattern in FUSIONS:
+            if first.op_name != pattern.ops[0]:
                 continue
-            if t in wanted or (t in keep and not outputs_t):
+            nodes = _chain(pattern, first, readers, keep, wanted, used)
+            if nodes is None or not pattern.condition(graph, nodes):
                 continue
-            if not condition(graph, first, second, t):
-                continue
-            outs = (t,) + tuple(second.outputs) if outputs_t else tuple(second.outputs)
-            merged[second.name] = Step(f"{first.name}+{second.name}", make(second.op),
-                                       tuple(first.inputs) + tuple(second.inputs[1:]), outs)
-            absorbed.add(first.name)
+            inputs = tuple(first.inputs) + tuple(t for n in nodes[1:] for t in n.inputs[1:])
+            outputs = tuple(nodes[i].outputs[0] for i in pattern.emits)
+            fused_at[nodes[-1].name] = Step("+".join(n.name for n in nodes),
+                                            pattern.make(nodes), inputs, outputs)
+            used.update(n.name for n in nodes)
             break
     steps = []
     for node in graph.nodes:
-        if node.name in absorbed:
-            continue
-        steps.append(merged.get(node.name) or
-                     Step(node.name, node.op, tuple(node.inputs), tuple(node.outputs)))
+        if node.name in fused_at:
+            steps.append(fused_at[node.name])
+        elif node.name not in used:
+            steps.append(Step(node.name, node.op, tuple(node.inputs), tuple(node.outputs)))
     return steps
 
 
@@ -196,12 +215,12 @@ class Executor:
             values, bindings = dict(feeds), {}
         else:
             values, bindings = self.check_feeds(feeds)
+            missing = [t for t in self.graph.inputs if t not in values]
+            if missing:
+                raise DataError(f"no data for input{'s' if len(missing) > 1 else ''} "
+                                f"{', '.join(repr(m) for m in missing)}")
         values.update(self.constants)
         values.update(params)
-        missing = [t for t in self.graph.inputs if t not in values]
-        if missing:
-            raise DataError(f"no data for input{'s' if len(missing) > 1 else ''} "
-                            f"{', '.join(repr(m) for m in missing)}")
         ctxs = {}
         for step in self.steps:
             ctx = Context(training, rng, step.needs)
@@ -229,6 +248,7 @@ class Executor:
         wanted, ctxs = self.wanted, run.ctxs
         for step in self.backward_steps:
             out = step.outputs[-1]
+            # an intermediate gradient is dropped once its producer has used it
             gy = grads.get(out) if keep_all or out in wanted else grads.pop(out, None)
             if gy is None:
                 continue
@@ -237,13 +257,10 @@ class Executor:
                 raise RuntimeError(f"op '{step.op.name}' returned {len(gxs)} gradients for "
                                    f"{len(step.inputs)} inputs")
             if not keep_all:
-                ctxs[step.name] = None
+                ctxs[step.name] = None  # release what forward saved for this step
             for t, g, need in zip(step.inputs, gxs, step.needs):
-                if g is None or not need:
-                    continue
-                grads[t] = g if t not in grads else grads[t] + g
-        if not keep_all:
-            grads = {t: g for t, g in grads.items() if t in wanted}
+                if g is not None and need:
+                    grads[t] = g if t not in grads else grads[t] + g
         run.grads = grads
         return grads
 

@@ -32,6 +32,8 @@ def mlp(loss="cross_entropy"):
 
 def feeds_for(graph, seed=0):
     rng = np.random.default_rng(seed)
+    if graph.name == "cnn":
+        return {"x": rng.standard_normal((3, 2, 8, 8)), "y": rng.integers(0, 5, 3)}
     if "y" in graph.inputs:
         return {"x": rng.standard_normal((6, 8)), "y": rng.integers(0, 5, 6)}
     return {"x": np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float),
@@ -42,10 +44,35 @@ CASES = {
     "xor": (lambda: load_graph(ROOT / "models" / "xor.yaml"),
             ["fc1+bias1", "act1", "fc2+bias2", "act2+loss"]),
     "mlp_cross_entropy": (lambda: load_graph(mlp()),
-                          ["fc1.matmul+fc1.add", "act", "fc2.matmul+fc2.add", "ce"]),
+                          ["fc1.matmul+fc1.add+act", "fc2.matmul+fc2.add", "ce"]),
     "mlp_log_softmax_nll": (lambda: load_graph(mlp("nll")),
-                            ["fc1.matmul+fc1.add", "act", "fc2.matmul+fc2.add", "lsm+nll"]),
+                            ["fc1.matmul+fc1.add+act", "fc2.matmul+fc2.add", "lsm+nll"]),
+    "cnn": (lambda: load_graph(cnn()),
+            ["c1.conv2d+r1+p1", "c2.conv2d", "r2", "p2", "fl", "fc.matmul+fc.add", "ce"]),
 }
+
+
+def cnn():
+    """conv-relu-pool that fuses, then one whose overlapping pool (kernel 3, stride 1) does not."""
+    return {"minigraph": 1, "name": "cnn",
+            "inputs": {"x": {"shape": ["batch", 2, 8, 8]},
+                       "y": {"shape": ["batch"], "dtype": "int64"}},
+            "nodes": [
+                {"name": "c1", "op": "conv", "inputs": ["x"], "outputs": ["z1"],
+                 "attrs": {"filters": 3, "kernel": 3, "padding": 1}},
+                {"name": "r1", "op": "relu", "inputs": ["z1"], "outputs": ["a1"]},
+                {"name": "p1", "op": "maxpool2d", "inputs": ["a1"], "outputs": ["q1"],
+                 "attrs": {"kernel": 2}},
+                {"name": "c2", "op": "conv", "inputs": ["q1"], "outputs": ["z2"],
+                 "attrs": {"filters": 4, "kernel": 3, "padding": 1}},
+                {"name": "r2", "op": "relu", "inputs": ["z2"], "outputs": ["a2"]},
+                {"name": "p2", "op": "maxpool2d", "inputs": ["a2"], "outputs": ["q2"],
+                 "attrs": {"kernel": 3, "stride": 1}},
+                {"name": "fl", "op": "flatten", "inputs": ["q2"], "outputs": ["v"]},
+                {"name": "fc", "op": "linear", "inputs": ["v"], "outputs": ["z"],
+                 "attrs": {"units": 5}},
+                {"name": "ce", "op": "cross_entropy", "inputs": ["z", "y"], "outputs": ["L"]}],
+            "outputs": ["z"], "loss": "L"}
 
 
 @pytest.mark.parametrize("case", sorted(CASES))

@@ -7,10 +7,10 @@ All three slide a window over the (padded) image.  Output size along H (W alike)
 Window element (i, j) of output position (r, s) is the padded pixel (r*stride + i, s*stride + j).
 Two views of that fact, both without Python loops over pixels or images:
 
-* ``im2col``: all windows copied once into an (N, C*kh*kw, OH*OW) array whose row (c, i, j)
-  and column (r, s) hold pixel (c, r*stride + i, s*stride + j); conv2d is then one batched
-  matrix product with the (O, C*kh*kw) weight, landing directly in NCHW order:
-      y[n, o, r, s] = b[o] + sum_{c, i, j} w[o, c, i, j] * cols[n, (c, i, j), (r, s)]
+* ``im2col``: all windows copied once into a (C*kh*kw, N*OH*OW) matrix whose row (c, i, j)
+  and column (n, r, s) hold pixel (n, c, r*stride + i, s*stride + j); conv2d is then one
+  matrix product with the (O, C*kh*kw) weight (and dw, d cols one product each):
+      y[n, o, r, s] = b[o] + sum_{c, i, j} w[o, c, i, j] * cols[(c, i, j), (n, r, s)]
 * ``slab(x, i, j)``: element (i, j) of every window at once, an (N, C, OH, OW) strided slice.
   Pools loop over the kernel x kernel offsets: maxpool2d keeps a running maximum (padding
   counts as -inf), avgpool2d a running sum divided by kernel^2 (padding counts as 0 and is
@@ -47,9 +47,9 @@ def windows(x, kh, kw, stride):
 
 
 def im2col(x, kh, kw, stride):
-    """(N, C*kh*kw, OH*OW): every kh x kw window of x (N, C, H, W) as a column; one copy.
+    """(C*kh*kw, N*OH*OW): every kh x kw window of x (N, C, H, W) as a column; one copy.
 
-    The strided view has shape (N, C, kh, kw, OH, OW), so the copy reads rows of the image
+    The strided view has shape (C, kh, kw, N, OH, OW), so the copy reads rows of the image
     in order (contiguous runs of OW pixels when stride is 1).
     """
     xp = get_array_module(x)
@@ -57,8 +57,8 @@ def im2col(x, kh, kw, stride):
     oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
     sn, sc, sh, sw = x.strides
     view = xp.lib.stride_tricks.as_strided(
-        x, shape=(n, c, kh, kw, oh, ow), strides=(sn, sc, sh, sw, sh * stride, sw * stride))
-    return view.reshape(n, c * kh * kw, oh * ow), oh, ow
+        x, shape=(c, kh, kw, n, oh, ow), strides=(sc, sh, sw, sn, sh * stride, sw * stride))
+    return view.reshape(c * kh * kw, n * oh * ow), oh, ow
 
 
 def slab(x, i, j, stride, oh, ow):
@@ -75,14 +75,15 @@ def unpad(x, padding):
 
 
 def col2im(cols, padded_shape, stride, padding):
-    """The gradient of ``windows``: cols (N, C, kh, kw, OH, OW) summed back onto the image."""
+    """The gradient of ``im2col``: cols (C, kh, kw, N, OH, OW) summed back onto the image."""
     xp = get_array_module(cols)
-    kh, kw, oh, ow = cols.shape[2:]
+    kh, kw, _, oh, ow = cols.shape[1:]
     g = xp.zeros(padded_shape, dtype=cols.dtype)
+    g_cn = g.transpose(1, 0, 2, 3)  # the image seen as (C, N, H, W), like the columns
     for i in range(kh):  # kh * kw iterations, each one strided slab of the image
         for j in range(kw):
-            view = slab(g, i, j, stride, oh, ow)
-            view += cols[:, :, i, j]
+            view = slab(g_cn, i, j, stride, oh, ow)
+            view += cols[:, i, j]
     return unpad(g, padding)
 
 
@@ -153,35 +154,35 @@ class Conv2D(Op):
                              f"(input {fmt_shape(x)}, weight {fmt_shape(w)})")
 
     def forward(self, ctx, x, w, b=None):
+        xp = get_array_module(x)
         self.check_channels(x.shape, w.shape)
         o, c, kh, kw = w.shape
+        n = x.shape[0]
         x_padded = pad(x, self.padding)
-        cols, oh, ow = im2col(x_padded, kh, kw, self.stride)  # (N, C*kh*kw, OH*OW)
-        y = w.reshape(o, c * kh * kw) @ cols                   # (N, O, OH*OW), batched
-        y = y.reshape(x.shape[0], o, oh, ow)
+        cols, oh, ow = im2col(x_padded, kh, kw, self.stride)  # (C*kh*kw, N*OH*OW)
+        y = w.reshape(o, c * kh * kw) @ cols                   # (O, N*OH*OW)
         if b is not None:
-            y += b.reshape(o, 1, 1)
+            y += b.reshape(o, 1)
         ctx.save(cols, w, x_padded.shape, b is not None)
-        return y
+        return xp.ascontiguousarray(y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3))
 
     def backward(self, ctx, gy):
         cols, w, padded_shape, has_bias = ctx.saved
-        xp = get_array_module(gy)
         need = ctx.needs_input_grad or (True, True, True)
         o, c, kh, kw = w.shape
         n, _, oh, ow = gy.shape
-        g = gy.reshape(n, o, oh * ow)
+        g = gy.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)  # (O, N*OH*OW), one copy
         dx = dw = db = None
         if need[0]:  # skipped for the first layer, whose input is the data
-            dcols = w.reshape(o, c * kh * kw).T @ g             # (N, C*kh*kw, OH*OW)
-            dx = col2im(dcols.reshape(n, c, kh, kw, oh, ow), padded_shape, self.stride,
+            dcols = w.reshape(o, c * kh * kw).T @ g              # (C*kh*kw, N*OH*OW)
+            dx = col2im(dcols.reshape(c, kh, kw, n, oh, ow), padded_shape, self.stride,
                         self.padding)
-        if need[1]:  # sum over images of g[n] @ cols[n]^T
-            dw = xp.matmul(g, cols.transpose(0, 2, 1)).sum(axis=0).reshape(w.shape)
+        if need[1]:
+            dw = (g @ cols.T).reshape(w.shape)
         if not has_bias:
             return dx, dw
         if len(need) < 3 or need[2]:
-            db = g.sum(axis=(0, 2))
+            db = g.sum(axis=1)
         return dx, dw, db
 
 

@@ -5,17 +5,25 @@ These are not part of the model-file vocabulary (they are not registered): the p
 tensor between them is read by nothing else and nobody asked for its gradient.  The readable
 per-op rules stay the source of truth; tests check each fusion against the unfused pair.
 
-| pattern              | fused op        | why it pays                                        |
-| -------------------- | --------------- | -------------------------------------------------- |
-| matmul -> add (bias) | LinearFused     | adds the bias in place; db = column sums, no        |
-|                      |                 | unbroadcast; one op call instead of two             |
-| sigmoid -> bce       | SigmoidBCE      | dL/dz = (y - t) / N: no division by y (1 - y)       |
-| log_softmax -> nll   | LogSoftmaxNLL   | dL/dx = (softmax - one_hot) / N in one step         |
+| chain                        | fused op       | why it pays                                   |
+| ---------------------------- | -------------- | --------------------------------------------- |
+| conv2d -> relu -> maxpool2d  | ConvReLUPool   | pools first, then adds the bias and applies   |
+|                              |                | ReLU on 4x fewer values: relu(pool(z) + b) =  |
+|                              |                | pool(relu(z + b)), as b is constant per       |
+|                              |                | channel and relu and max commute (monotone)   |
+| matmul -> add -> relu        | LinearReLU     | bias and ReLU in place on the product         |
+| matmul -> add (bias)         | LinearFused    | adds the bias in place; db = column sums, no  |
+|                              |                | unbroadcast; one op call instead of two       |
+| sigmoid -> bce               | SigmoidBCE     | dL/dz = (y - t) / N: no division by y (1 - y) |
+| log_softmax -> nll           | LogSoftmaxNLL  | dL/dx = (softmax - one_hot) / N in one step   |
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 from .activation import stable_sigmoid
-from .base import Op, get_array_module
+from .base import Context, Op, get_array_module
 from .loss import CrossEntropy
 
 
@@ -26,7 +34,7 @@ class LinearFused(Op):
     inputs = ("x", "W", "b")
 
     def forward(self, ctx, x, w, b):
-        ctx.save(x, w)
+        ctx.saved = (x, w)
         y = x @ w
         y += b
         return y
@@ -39,11 +47,66 @@ class LinearFused(Op):
                 gy.sum(axis=0) if need_b else None)
 
 
+class LinearReLU(LinearFused):
+    """y = relu(x W + b): the bias and the ReLU applied in place on the product."""
+
+    name = "linear+relu(fused)"
+
+    def forward(self, ctx, x, w, b):
+        xp = get_array_module(x)
+        y = x @ w
+        y += b
+        xp.maximum(y, 0, out=y)
+        ctx.saved = (x, w, y)
+        return y
+
+    def backward(self, ctx, gy):
+        x, w, y = ctx.saved
+        ctx.saved = (x, w)
+        return super().backward(ctx, gy * (y > 0))  # relu' from the output: y > 0 iff z > 0
+
+
+class ConvReLUPool(Op):
+    """y = relu(maxpool(conv(x, W)) + b), equal to maxpool(relu(conv(x, W) + b)).
+
+    Runs the readable conv2d and maxpool2d ops themselves (conv without its bias), then the
+    bias and the ReLU on the pooled, 4x smaller tensor.  Backward: the ReLU mask on the pooled
+    tensor, db as its sums, then the pool's and the conv's own backward rules.
+    """
+
+    name = "conv+relu+pool(fused)"
+    inputs = ("x", "w", "b")
+
+    def __init__(self, conv, pool):
+        self.conv, self.pool = conv, pool
+
+    def forward(self, ctx, x, w, b):
+        xp = get_array_module(x)
+        need_x, need_w, _ = ctx.needs_input_grad
+        conv_ctx = Context(ctx.training, ctx.rng, (need_x, need_w))
+        pool_ctx = Context(ctx.training, ctx.rng, (True,))
+        m = self.pool.forward(pool_ctx, self.conv.forward(conv_ctx, x, w))
+        y = m + b.reshape(-1, 1, 1)  # a new array: the pool saved m for its backward
+        xp.maximum(y, 0, out=y)
+        ctx.saved = (conv_ctx, pool_ctx, y)
+        return y
+
+    def backward(self, ctx, gy):
+        conv_ctx, pool_ctx, y = ctx.saved
+        need_x, need_w, need_b = ctx.needs_input_grad
+        dm = gy * (y > 0)
+        db = dm.sum(axis=(0, 2, 3)) if need_b else None
+        (dz,) = self.pool.backward(pool_ctx, dm)
+        dx, dw = self.conv.backward(conv_ctx, dz)
+        return dx, dw, db
+
+
 class SigmoidBCE(Op):
     """(y, L) = (sigmoid(z), bce(sigmoid(z), t)); outputs the probabilities and the loss.
 
-    L uses ln y = -softplus(-z) and ln(1 - y) = -softplus(z) with the unfused op's clip
-    (probabilities kept in [1e-7, 1 - 1e-7]), so the value matches ``bce`` exactly there.
+    With s = softplus(-z) = -ln y, and -ln(1 - y) = z + s, the per-element loss is
+    t s + (1 - t)(z + s) = s + (1 - t) z: exact, with no clipping (the unfused ``bce`` clips
+    y to [1e-7, 1 - 1e-7]; both agree wherever the clip does not bite, |z| < 16).
     """
 
     name = "sigmoid+bce(fused)"
@@ -56,12 +119,12 @@ class SigmoidBCE(Op):
         xp = get_array_module(z)
         if t.dtype != z.dtype:
             t = t.astype(z.dtype)
-        y = stable_sigmoid(z)
-        p = xp.clip(y, 1e-7, 1 - 1e-7)
-        total = -(t * xp.log(p) + (1 - t) * xp.log(1 - p)).sum()
+        s = xp.logaddexp(0, -z)          # softplus(-z) = -ln y
+        y = xp.exp(-s)
+        total = (s + (1 - t) * z).sum()
         scale = 1 / y.size if self.reduction == "mean" else 1.0
-        ctx.save(y, t, scale)
-        return y, xp.asarray(total * scale)
+        ctx.saved = (y, t, scale)
+        return xp.asarray(y), xp.asarray(total * scale)
 
     def backward(self, ctx, gy):
         y, t, scale = ctx.saved
@@ -87,29 +150,58 @@ class LogSoftmaxNLL(Op):
         return self.loss.backward(ctx, gy)
 
 
-def _bias_of(graph, first, second, t):
-    """matmul -> add fuses when the add reads (t, b) with b a vector over t's last axis."""
-    if len(second.inputs) != 2 or second.inputs[0] != t:
-        return False
-    x_shape, w_shape = (graph.tensors[n].shape for n in first.inputs)
-    b_shape = graph.tensors[second.inputs[1]].shape
+# ==== when a chain may fuse ======================================================================
+
+def _bias_of(graph, nodes):
+    """matmul -> add: the add reads (product, b) with b a vector over the product's last axis."""
+    matmul, add = nodes[0], nodes[1]
+    x_shape, w_shape = (graph.tensors[n].shape for n in matmul.inputs)
+    b_shape = graph.tensors[add.inputs[1]].shape
     return (len(x_shape) == 2 and len(w_shape) == 2 and len(b_shape) == 1
-            and b_shape[0] == w_shape[1] and second.inputs[1] != t)
+            and b_shape[0] == w_shape[1])
 
 
-def _first_input(graph, first, second, t):
-    return second.inputs[0] == t and t not in second.inputs[1:]
+def _pool_after_conv(graph, nodes):
+    """conv2d (with bias) -> relu -> maxpool2d whose windows tile the image exactly."""
+    conv, _, pool = nodes
+    if len(conv.inputs) != 3:
+        return False
+    k = pool.op.kernel
+    h, w = graph.tensors[conv.outputs[0]].shape[2:]
+    return (pool.op.step == k and pool.op.padding == 0 and isinstance(h, int)
+            and isinstance(w, int) and h % k == 0 and w % k == 0)
 
 
-def _classes_last(graph, first, second, t):
-    rank = len(graph.tensors[t].shape)
-    return _first_input(graph, first, second, t) and first.op.axis in (-1, rank - 1)
+def _classes_last(graph, nodes):
+    rank = len(graph.tensors[nodes[0].outputs[0]].shape)
+    return nodes[0].op.axis in (-1, rank - 1)
 
 
-# (first op, second op, make the fused op from the second node's op, whether the fused op
-#  also outputs the intermediate tensor, extra condition)
+def _always(graph, nodes):
+    return True
+
+
+@dataclass(frozen=True)
+class Fusion:
+    """A chain of ops (each reading the previous one's output first) that runs as one op.
+
+    ``make(nodes)`` builds the fused op from the chain's nodes; ``emits`` lists the chain
+    positions whose outputs the fused op returns (the last one always).
+    """
+
+    ops: tuple
+    make: Callable
+    emits: tuple
+    condition: Callable = _always
+
+
+# Longest chains first: a chain is fused once, by the first pattern that matches.
 FUSIONS = (
-    ("matmul", "add", lambda op: LinearFused(), False, _bias_of),
-    ("sigmoid", "bce", lambda op: SigmoidBCE(op.reduction), True, _first_input),
-    ("log_softmax", "nll", lambda op: LogSoftmaxNLL(op.reduction), True, _classes_last),
+    Fusion(("conv2d", "relu", "maxpool2d"), lambda n: ConvReLUPool(n[0].op, n[2].op), (2,),
+           _pool_after_conv),
+    Fusion(("matmul", "add", "relu"), lambda n: LinearReLU(), (2,), _bias_of),
+    Fusion(("matmul", "add"), lambda n: LinearFused(), (1,), _bias_of),
+    Fusion(("sigmoid", "bce"), lambda n: SigmoidBCE(n[1].op.reduction), (0, 1)),
+    Fusion(("log_softmax", "nll"), lambda n: LogSoftmaxNLL(n[1].op.reduction), (0, 1),
+           _classes_last),
 )
