@@ -22,33 +22,16 @@ slot name to array, in the parameter's dtype and on the parameter's device.
 """
 from __future__ import annotations
 
-import math
-import numbers
 
 import numpy
 
 from .backend import get_array_module
-from .errors import DataError, ModelError, did_you_mean, known
+from .configs import check_names, config_error, number, registrar, split_type
+from .errors import DataError
 
 OPTIMIZERS: dict[str, type] = {}
-
-
-def register(name: str):
-    """Class decorator: make an optimizer available under ``name`` in model files."""
-
-    def add(cls):
-        cls.name = name
-        OPTIMIZERS[name] = cls
-        return cls
-
-    return add
-
-
-def _error(message: str, key: str) -> ModelError:
-    """A ModelError that remembers which config key is wrong (the caller adds the location)."""
-    error = ModelError(message)
-    error.key = key
-    return error
+register = registrar(OPTIMIZERS)  # @register("adam") makes a class available by name
+_error = config_error
 
 
 # =============================================================================
@@ -85,13 +68,7 @@ class Optimizer:
     @classmethod
     def check_names(cls, options) -> None:
         """Refuse option names this optimizer does not have, suggesting the closest one."""
-        for key in options:
-            if not isinstance(key, str) or key not in cls.defaults:
-                raise _error(
-                    f"unknown option '{key}' for optimizer '{cls.name}'"
-                    f"{did_you_mean(key, cls.defaults)}; valid options: {known(cls.defaults)}",
-                    str(key),
-                )
+        check_names("optimizer", cls.name, options, cls.defaults)
 
     def _check(self, key, value):
         """Check ``value`` against the type of the default for ``key``; return it cleaned."""
@@ -113,12 +90,7 @@ class Optimizer:
     @staticmethod
     def _number(where, key, value) -> float:
         """A finite, non-negative float (bools are refused although Python counts them as ints)."""
-        if isinstance(value, bool) or not isinstance(value, numbers.Real):
-            raise _error(f"{where} must be a number, got {value!r}", key)
-        value = float(value)
-        if not math.isfinite(value) or value < 0.0:
-            raise _error(f"{where} must be a finite number >= 0, got {value!r}", key)
-        return value
+        return number(where, key, value)
 
     def validate(self) -> None:
         """Extra checks that involve several options; subclasses may override."""
@@ -508,18 +480,6 @@ def make_optimizer(config: dict) -> Optimizer:
 
     Mistakes raise :class:`ModelError` with ``.key`` naming the offending config key.
     """
-    if not isinstance(config, dict):
-        raise _error(f"optimizer must be a mapping with a 'type', got {config!r}", "optimizer")
-    options = dict(config)
-    kind = options.pop("type", None)
-    if kind is None:
-        raise _error(f"optimizer needs a 'type'; choose one of {known(OPTIMIZERS)}", "type")
-    if not isinstance(kind, str) or kind not in OPTIMIZERS:
-        raise _error(
-            f"unknown optimizer type '{kind}'{did_you_mean(kind, OPTIMIZERS)}; "
-            f"choose one of {known(OPTIMIZERS)}",
-            "type",
-        )
-    cls = OPTIMIZERS[kind]
+    cls, options = split_type("optimizer", config, OPTIMIZERS)
     cls.check_names(options)
     return cls(**options)

@@ -15,27 +15,11 @@ import bisect
 import math
 import numbers
 
-from .errors import ModelError, did_you_mean, known
+from .configs import check_names, config_error, number, registrar, split_type
 
 SCHEDULES: dict[str, type] = {}
-
-
-def register(name: str):
-    """Class decorator: make a schedule available under ``name`` in model files."""
-
-    def add(cls):
-        cls.name = name
-        SCHEDULES[name] = cls
-        return cls
-
-    return add
-
-
-def _error(message: str, key: str) -> ModelError:
-    """A ModelError that remembers which config key is wrong (the caller adds the location)."""
-    error = ModelError(message)
-    error.key = key
-    return error
+register = registrar(SCHEDULES)  # @register("cosine") makes a class available by name
+_error = config_error
 
 
 # -- checks for option values: each takes (where, key, value) and returns the clean value ----
@@ -48,19 +32,11 @@ def positive_int(where, key, value) -> int:
 
 
 def positive_number(where, key, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _error(f"{where} must be a number, got {value!r}", key)
-    if not math.isfinite(value) or value <= 0:
-        raise _error(f"{where} must be a finite number > 0, got {value!r}", key)
-    return float(value)
+    return number(where, key, value, strict=True)
 
 
 def non_negative_number(where, key, value) -> float:
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise _error(f"{where} must be a number, got {value!r}", key)
-    if not math.isfinite(value) or value < 0:
-        raise _error(f"{where} must be a finite number >= 0, got {value!r}", key)
-    return float(value)
+    return number(where, key, value)
 
 
 def epoch_list(where, key, value) -> list:
@@ -105,13 +81,7 @@ class Schedule:
     @classmethod
     def check_names(cls, given) -> None:
         """Refuse option names this schedule does not have, suggesting the closest one."""
-        for key in given:
-            if not isinstance(key, str) or key not in cls.options:
-                raise _error(
-                    f"unknown option '{key}' for schedule '{cls.name}'"
-                    f"{did_you_mean(key, cls.options)}; valid options: {known(cls.options) or '(none)'}",
-                    str(key),
-                )
+        check_names("schedule", cls.name, given, cls.options)
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate for ``epoch`` (0, 1, 2, ...)."""
@@ -213,18 +183,6 @@ def make_schedule(config: dict | None, base_lr: float, epochs: int) -> Schedule:
     """
     if config is None:
         return Constant(base_lr, epochs)
-    if not isinstance(config, dict):
-        raise _error(f"schedule must be a mapping with a 'type', got {config!r}", "schedule")
-    options = dict(config)
-    kind = options.pop("type", None)
-    if kind is None:
-        raise _error(f"schedule needs a 'type'; choose one of {known(SCHEDULES)}", "type")
-    if not isinstance(kind, str) or kind not in SCHEDULES:
-        raise _error(
-            f"unknown schedule type '{kind}'{did_you_mean(kind, SCHEDULES)}; "
-            f"choose one of {known(SCHEDULES)}",
-            "type",
-        )
-    cls = SCHEDULES[kind]
+    cls, options = split_type("schedule", config, SCHEDULES)
     cls.check_names(options)
     return cls(base_lr, epochs, **options)
