@@ -168,17 +168,19 @@ class Conv2D(Op):
 
     def backward(self, ctx, gy):
         cols, w, padded_shape, has_bias = ctx.saved
+        ctx.saved = None  # so that cols can be freed as soon as dw no longer needs it
         need = ctx.needs_input_grad or (True, True, True)
         o, c, kh, kw = w.shape
         n, _, oh, ow = gy.shape
         g = gy.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)  # (O, N*OH*OW), one copy
         dx = dw = db = None
+        if need[1]:
+            dw = (g @ cols.T).reshape(w.shape)
+        del cols  # the columns and their gradient are the two largest arrays: never both
         if need[0]:  # skipped for the first layer, whose input is the data
             dcols = w.reshape(o, c * kh * kw).T @ g              # (C*kh*kw, N*OH*OW)
             dx = col2im(dcols.reshape(c, kh, kw, n, oh, ow), padded_shape, self.stride,
                         self.padding)
-        if need[1]:
-            dw = (g @ cols.T).reshape(w.shape)
         if not has_bias:
             return dx, dw
         if len(need) < 3 or need[2]:

@@ -93,10 +93,13 @@ class ConvReLUPool(Op):
 
     def backward(self, ctx, gy):
         conv_ctx, pool_ctx, y = ctx.saved
+        ctx.saved = None  # each part's saved arrays are freed as soon as it is done
         need_x, need_w, need_b = ctx.needs_input_grad
         dm = gy * (y > 0)
         db = dm.sum(axis=(0, 2, 3)) if need_b else None
         (dz,) = self.pool.backward(pool_ctx, dm)
+        pool_ctx.saved = None
+        del dm, y
         dx, dw = self.conv.backward(conv_ctx, dz)
         return dx, dw, db
 
