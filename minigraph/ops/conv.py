@@ -155,6 +155,21 @@ class Conv2D(Op):
 
     def forward(self, ctx, x, w, b=None):
         xp = get_array_module(x)
+        y = self.forward_channel_major(ctx, x, w, b)
+        return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+
+    def backward(self, ctx, gy):
+        xp = get_array_module(gy)
+        has_bias = ctx.saved[3]
+        grads = self.backward_channel_major(ctx, xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)))
+        return grads if has_bias else grads[:2]
+
+    # The matrix products work "channel-major": (O, N, OH, OW), one row per output channel.
+    # forward/backward above transpose to and from NCHW; fused ops that pool first (see
+    # ops/fused.py) stay channel-major and transpose only the 4x smaller pooled tensor.
+
+    def forward_channel_major(self, ctx, x, w, b=None):
+        """y (O, N, OH, OW) = w (O, C*kh*kw) @ im2col(x) (+ b)."""
         self.check_channels(x.shape, w.shape)
         o, c, kh, kw = w.shape
         n = x.shape[0]
@@ -164,15 +179,16 @@ class Conv2D(Op):
         if b is not None:
             y += b.reshape(o, 1)
         ctx.save(cols, w, x_padded.shape, b is not None)
-        return xp.ascontiguousarray(y.reshape(o, n, oh, ow).transpose(1, 0, 2, 3))
+        return y.reshape(o, n, oh, ow)
 
-    def backward(self, ctx, gy):
+    def backward_channel_major(self, ctx, gy):
+        """(dx, dw, db) from gy (O, N, OH, OW), contiguous."""
         cols, w, padded_shape, has_bias = ctx.saved
         ctx.saved = None  # so that cols can be freed as soon as dw no longer needs it
         need = ctx.needs_input_grad or (True, True, True)
         o, c, kh, kw = w.shape
-        n, _, oh, ow = gy.shape
-        g = gy.transpose(1, 0, 2, 3).reshape(o, n * oh * ow)  # (O, N*OH*OW), one copy
+        _, n, oh, ow = gy.shape
+        g = gy.reshape(o, n * oh * ow)
         dx = dw = db = None
         if need[1]:
             dw = (g @ cols.T).reshape(w.shape)
@@ -181,9 +197,7 @@ class Conv2D(Op):
             dcols = w.reshape(o, c * kh * kw).T @ g              # (C*kh*kw, N*OH*OW)
             dx = col2im(dcols.reshape(c, kh, kw, n, oh, ow), padded_shape, self.stride,
                         self.padding)
-        if not has_bias:
-            return dx, dw
-        if len(need) < 3 or need[2]:
+        if has_bias and (len(need) < 3 or need[2]):
             db = g.sum(axis=1)
         return dx, dw, db
 

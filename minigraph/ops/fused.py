@@ -85,8 +85,10 @@ class ConvReLUPool(Op):
         need_x, need_w, _ = ctx.needs_input_grad
         conv_ctx = Context(ctx.training, ctx.rng, (need_x, need_w))
         pool_ctx = Context(ctx.training, ctx.rng, (True,))
-        m = self.pool.forward(pool_ctx, self.conv.forward(conv_ctx, x, w))
-        y = m + b.reshape(-1, 1, 1)  # a new array: the pool saved m for its backward
+        z = self.conv.forward_channel_major(conv_ctx, x, w)   # (O, N, H, W), no bias yet
+        m = self.pool.forward(pool_ctx, z)                     # pools any (., ., H, W) array
+        y = xp.empty((m.shape[1], m.shape[0]) + m.shape[2:], dtype=m.dtype)  # NCHW
+        xp.add(m.transpose(1, 0, 2, 3), b.reshape(-1, 1, 1), out=y)
         xp.maximum(y, 0, out=y)
         ctx.saved = (conv_ctx, pool_ctx, y)
         return y
@@ -97,10 +99,10 @@ class ConvReLUPool(Op):
         need_x, need_w, need_b = ctx.needs_input_grad
         dm = gy * (y > 0)
         db = dm.sum(axis=(0, 2, 3)) if need_b else None
-        (dz,) = self.pool.backward(pool_ctx, dm)
+        (dz,) = self.pool.backward(pool_ctx, dm.transpose(1, 0, 2, 3))  # channel-major
         pool_ctx.saved = None
         del dm, y
-        dx, dw = self.conv.backward(conv_ctx, dz)
+        dx, dw, _ = self.conv.backward_channel_major(conv_ctx, dz)
         return dx, dw, db
 
 
