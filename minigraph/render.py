@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from .errors import MinigraphError
+from .report import format_lines, format_number
 
 FORMATS = ("svg", "png", "pdf", "dot")
 
@@ -63,82 +64,6 @@ NAN_COLOR = "#d400d4"
 # With the default thresholds 1e-7 and 1e3, a gradient of about 1 sits at 0.7: deep blue.
 COLOR_STOPS = [(0.0, "#c0c0c0"), (0.4, "#6f9bd8"), (0.7, "#1f4fbf"), (0.85, "#8a3ab9"),
                (1.0, EXPLODING_COLOR)]
-
-
-# ==== numbers as text =============================================================================
-
-def format_number(x, precision: int = 4) -> str:
-    """``5``, ``-2``, ``0.1235``, ``1e-08``, ``nan``: short, with no trailing ``.``."""
-    if isinstance(x, (bool, np.bool_)):
-        return str(int(x))
-    if isinstance(x, (int, np.integer)):
-        return str(int(x))
-    text = f"{float(x):.{precision}g}"
-    return "0" if text == "-0" else text
-
-
-def _nested(cells: list, shape: tuple, width: int) -> list:
-    """Cells (already padded) as numpy-like nested brackets, one line per innermost row."""
-    if len(shape) == 1:
-        rows = [", ".join(cells[i:i + width]) for i in range(0, len(cells), width)] or [""]
-        lines = ["[" + rows[0]] + [" " + r for r in rows[1:]]
-        lines = [line + ("," if i < len(lines) - 1 else "]") for i, line in enumerate(lines)]
-        return lines
-    step = len(cells) // shape[0] if shape[0] else 0
-    lines = []
-    for i in range(shape[0]):
-        block = _nested(cells[i * step:(i + 1) * step], shape[1:], width)
-        if i < shape[0] - 1:
-            block[-1] += ","
-        lines += block
-    if not lines:
-        return ["[]"]
-    lines = ["[" + lines[0]] + [" " + line for line in lines[1:]]
-    lines[-1] += "]"
-    return lines
-
-
-def format_lines(a, precision: int = 4, max_elements: int = 16, one_line: int = 44) -> list:
-    """A tensor as short lines of text: in full up to ``max_elements``, else statistics.
-
-    Small tensors print like NumPy with aligned columns (on one line when it is short);
-    larger ones as ``mean``, ``std``, ``min`` and ``max`` (over the finite values, with a
-    count of NaN and infinite entries when there are any).
-    """
-    a = np.asarray(a)
-    if a.size == 0:
-        return ["(empty)"]
-    if a.size > max_elements:
-        a64 = a.astype(np.float64)
-        finite = a64[np.isfinite(a64)]
-        f = lambda x: format_number(x, precision)  # noqa: E731
-        if finite.size:
-            lines = [f"mean {f(finite.mean())}  std {f(finite.std())}",
-                     f"min {f(finite.min())}  max {f(finite.max())}"]
-        else:
-            lines = []
-        bad = a.size - finite.size
-        if bad:
-            lines.append(f"{bad} of {a.size} are NaN or inf")
-        return lines
-    if a.ndim == 0:
-        return [format_number(a.item(), precision)]
-    cells = [format_number(x, precision) for x in a.ravel().tolist()]
-    flat = _nested(cells, a.shape, width=len(cells))
-    single = " ".join(line.strip() for line in flat) if len(flat) > 1 else flat[0]
-    if len(single) <= one_line:
-        return [single]
-    pad = max(len(c) for c in cells)
-    lines = _nested([c.rjust(pad) for c in cells], a.shape, width=6)
-    if a.shape[-1] == 1:  # a column such as (10, 1): several rows to a line
-        packed = [lines[0]]
-        for line in lines[1:]:
-            if len(packed[-1]) + len(line.strip()) + 1 <= one_line:
-                packed[-1] += " " + line.strip()
-            else:
-                packed.append(line)
-        lines = packed
-    return lines
 
 
 # ==== gradient encoding ===========================================================================

@@ -12,7 +12,8 @@ from click.testing import CliRunner
 import minigraph as mg
 from minigraph import render
 from minigraph.errors import MinigraphError
-from minigraph.render import GradScale, GraphPicture, draw, format_lines
+from minigraph.render import GradScale, draw
+from minigraph.report import format_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 CURRICULUM = sorted((ROOT / "models").glob("*.yaml"))
