@@ -156,6 +156,11 @@ class Progress:
         self.log_every = log_every
         self.bar = None
 
+    def begin(self, total, start=0, log_every=None):
+        """Told by ``run_model`` before the first epoch: how many epochs, from where."""
+        self.total, self.start = total, start
+        self.log_every = self.log_every or log_every
+
     def __call__(self, record):
         import sys
 
@@ -166,7 +171,7 @@ class Progress:
 
             if self.bar is None:
                 self.bar = tqdm(total=self.total, unit="epoch", dynamic_ncols=True,
-                                initial=record["epoch"] - 1)
+                                initial=record["epoch"] - 1, file=sys.stderr)
             self.bar.set_postfix_str(_metric_text(record), refresh=False)
             self.bar.update(1)
             return

@@ -384,6 +384,8 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
         if callback is not None:
             callback(record)
 
+    if callback is not None and hasattr(callback, "begin"):
+        callback.begin(total=config.epochs, start=trainer.epoch, log_every=config.log_every)
     try:
         history = trainer.fit(on_epoch)
     finally:
