@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .data import num_examples
 from .gradcheck import check_gradients
 from .graph import Graph
 from .ops import REGISTRY
@@ -112,8 +113,8 @@ def check_model(graph: Graph, *, data_dir=None, seed: int = 0, batch: int = 4) -
         splits = load_data(spec.data, {k: v.to_dict() for k, v in spec.inputs.items()},
                            base_dir=base, data_dir=data_dir, at=lambda *k: spec.at("data", *k))
         if splits.train:
-            feeds = {k: v[:batch] for k, v in splits.train.items()}
-            source = f"the first {len(next(iter(feeds.values())))} training examples"
+            feeds = {k: v[:batch] if np.ndim(v) else v for k, v in splits.train.items()}
+            source = f"the first {max(num_examples(feeds), 1)} training examples"
     if feeds is None:
         feeds = random_feeds(graph, batch, seed)
     return CheckReport(graph, source, check_gradients(graph, feeds, seed=seed))

@@ -351,7 +351,7 @@ def plot_optimizer_race(model_path, out=None, optimizers=None, *, epochs: int | 
         model.set_params(_split_point(np.array([gx[idx], gy[idx]]), names, shapes))
         with np.errstate(over="ignore", invalid="ignore"):
             model.forward(feeds)
-        loss[idx] = float(model.value(graph.loss))
+        loss[idx] = float(model.value(graph.loss).reshape(()))
 
     fig = _figure(figsize=(8, 6), layout="constrained")
     ax = fig.subplots()

@@ -188,10 +188,12 @@ class Progress:
 def _io_table(result) -> str:
     graph, values = result.graph, result.table
     names = list(graph.inputs) + [t for t in graph.outputs if t not in graph.inputs]
+    # one row per example; a scalar (0-d) value is the same on every row
+    n = max((len(values[k]) for k in names if np.ndim(values[k]) > 0), default=1)
     rows = []
-    n = len(next(iter(values.values())))
     for i in range(n):
-        rows.append([" ".join(format_lines(values[k][i])) for k in names])
+        rows.append([" ".join(format_lines(values[k] if np.ndim(values[k]) == 0
+                                           else values[k][i])) for k in names])
     return table(names, rows)
 
 

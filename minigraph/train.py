@@ -142,6 +142,11 @@ class History:
         return self.records[-1] if self.records else {}
 
 
+def scalar(value) -> float:
+    """A one-element array (shape () or (1,), on any backend) as a Python float."""
+    return float(value.reshape(()))
+
+
 def _targets_of(graph: Graph) -> list:
     """Inputs the loss reads that the first output does not: the targets."""
     def ancestors(tensor):
@@ -170,7 +175,7 @@ class Trainer:
         if graph.loss is None:
             raise ModelError("the model has a train section but no 'loss' to minimize",
                              graph.spec.at("train"))
-        if data.train is None:
+        if data.train is None and graph.inputs:
             raise DataError(f"model '{graph.name}' has nothing to train on: add a data.train "
                             "section")
         self.graph = graph
@@ -188,7 +193,8 @@ class Trainer:
             raise _located(exc, graph.spec, "train", "schedule") from None
         self.rng = np.random.default_rng([config.seed, 1])  # shuffling and dropout seeds
         self.epoch = 0
-        self.train_data, _ = self.executor.check_feeds(data.train)  # moved to the device once
+        # moved to the device once; a model without inputs (only params) trains on no data
+        self.train_data, _ = self.executor.check_feeds(data.train or {})
         self.test_data = self.executor.check_feeds(data.test)[0] if data.test else None
         self.targets = _targets_of(graph)
         self.prediction = graph.outputs[0] if graph.outputs else None
@@ -239,7 +245,7 @@ class Trainer:
         total, preds = 0.0, []
         for batch in iterate_batches(arrays, batch_size, shuffle=False, rng=self.rng):
             run = self.executor.forward(self.params, batch, checked=True, keep_values=False)
-            total += float(run.values[self.graph.loss]) * num_examples(batch)
+            total += scalar(run.values[self.graph.loss]) * max(num_examples(batch), 1)
             if self.prediction:
                 preds.append(to_numpy(run.values[self.prediction]))
         host = {t: to_numpy(arrays[t]) for t in self.targets}
@@ -271,7 +277,7 @@ class Trainer:
         """
         run = self.executor.forward(self.params, batch, training=True, rng=rng, checked=True,
                                     keep_values=False)
-        loss = float(run.values[self.graph.loss])
+        loss = scalar(run.values[self.graph.loss])
         if not math.isfinite(loss):
             node = self.executor.locate_nonfinite(self.params, batch, rng)
             where = f"; first produced by node '{node.name}' ({node.op_name})" \
@@ -303,7 +309,7 @@ class Trainer:
                     except FloatingPointError as exc:
                         raise RunError(f"{exc} at epoch {epoch + 1}, step {step + 1}. "
                                        "Try a smaller learning rate.") from None
-                    n = num_examples(batch)
+                    n = max(num_examples(batch), 1)  # a model without inputs: one "example"
                     total += loss * n
                     count += n
                     if cfg.metrics and self.prediction:
@@ -356,7 +362,7 @@ def _forward_only(graph, backend, seed, params, data_dir) -> RunResult:
     result = RunResult(graph, outputs=outputs)
     if graph.loss is not None:
         model.backward()
-        result.loss = float(model.value(graph.loss))
+        result.loss = scalar(model.value(graph.loss))
         result.grads = {t: model.grad(t) for t in list(graph.params) + list(graph.inputs)
                         if model.grad(t) is not None}
     if feeds:

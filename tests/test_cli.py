@@ -281,3 +281,40 @@ def test_checkpoints_load_without_pickle(tmp_path):
     result = invoke("eval", XOR, "--params", path)
     assert result.exit_code == 2
     assert "is not a readable .npz checkpoint" in result.output
+
+
+# ==== shapes at the edges: scalar inputs, a (1,) loss, a model made of params only ===============
+
+EDGE_MODELS = {
+    "scalar_input": {"minigraph": 1, "name": "s", "inputs": {"x": {"shape": []}},
+                     "params": {"w": {"shape": [], "init": {"value": -2.0}}},
+                     "nodes": [{"name": "g", "op": "mul", "inputs": ["w", "x"], "outputs": ["f"]}],
+                     "outputs": ["f"], "loss": "f",
+                     "data": {"train": {"inline": {"x": 5.0}}}},
+    "loss_of_shape_1": {"minigraph": 1, "name": "v", "inputs": {},
+                        "params": {"w": {"shape": [1], "init": {"value": [2.0]}}},
+                        "nodes": [{"name": "sq", "op": "square", "inputs": ["w"],
+                                   "outputs": ["f"]}],
+                        "outputs": ["f"], "loss": "f",
+                        "train": {"epochs": 2, "optimizer": {"type": "sgd", "lr": 0.1}}},
+    "params_only": {"minigraph": 1, "name": "p", "inputs": {},
+                    "params": {"w": {"shape": [], "init": {"value": 1.0}}},
+                    "nodes": [{"name": "sq", "op": "square", "inputs": ["w"], "outputs": ["f"]}],
+                    "outputs": ["f"], "loss": "f",
+                    "train": {"epochs": 10, "optimizer": {"type": "sgd", "lr": 0.1}}},
+}
+
+
+@pytest.mark.parametrize("name", sorted(EDGE_MODELS))
+def test_edge_shaped_models_check_and_run(tmp_path, name):
+    path = write(tmp_path, yaml.safe_dump(EDGE_MODELS[name], sort_keys=False))
+    assert invoke("check", path).exit_code == 0
+    result = invoke("run", path, "--quiet")
+    assert result.exit_code == 0, result.output
+    if name == "scalar_input":
+        assert "df/dw = 5" in result.output and "df/dx = -2" in result.output
+    if name == "loss_of_shape_1":  # w = 2 -> 2 - 0.1*4 = 1.6 -> 1.6 - 0.1*3.2 = 1.28
+        assert "loss 2.56" in result.output  # the last epoch's loss, at w = 1.6
+        assert "1.638" in result.output  # f = 1.28^2 after training
+    if name == "params_only":  # w <- 0.8 w per step: w^2 after 10 steps = 0.8^20
+        assert f"{0.8 ** 20:.4g}" in result.output
