@@ -318,3 +318,17 @@ def test_edge_shaped_models_check_and_run(tmp_path, name):
         assert "1.638" in result.output  # f = 1.28^2 after training
     if name == "params_only":  # w <- 0.8 w per step: w^2 after 10 steps = 0.8^20
         assert f"{0.8 ** 20:.4g}" in result.output
+
+
+def test_ctrl_c_saves_and_stops_cleanly(tmp_path):
+    from minigraph.train import run_model
+
+    def interrupt_at_epoch_3(record):
+        if record["epoch"] == 3:
+            raise KeyboardInterrupt
+
+    result = run_model(XOR, epochs=100, save=tmp_path / "c.npz", callback=interrupt_at_epoch_3)
+    assert result.history.interrupted
+    saved = load_checkpoint(tmp_path / "c.npz")
+    assert saved.epoch == 3  # the epoch that had finished when Ctrl-C came
+    assert set(saved.params) == {"W1", "b1", "W2", "b2"}

@@ -508,3 +508,16 @@ def test_race_needs_two_parameter_values(tmp_path):
 
     with pytest.raises(MinigraphError, match="exactly two parameter values"):
         race_paths(XOR)
+
+
+def test_graphs_and_models_display_in_notebooks():
+    import minigraph as mg
+
+    graph = mg.load_graph(ROOT / "models" / "xor.yaml")
+    bundle = graph._repr_mimebundle_()
+    assert "image/svg+xml" in bundle and "<svg" in bundle["image/svg+xml"]
+    model = mg.load(ROOT / "models" / "xor.yaml")
+    model.forward()
+    model.backward()
+    svg = model._repr_mimebundle_()["image/svg+xml"]
+    assert "<svg" in svg and "∂L/∂" in svg  # a model that has run shows its gradients
