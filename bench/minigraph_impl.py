@@ -8,7 +8,7 @@ device- and dtype-ready (what ``Trainer.fit`` hands to ``train_step``).
 
 * XOR: ``models/xor.yaml``.
 * MLP: the dict :data:`MLP` below (784-256-256-10, ReLU, cross_entropy, SGD lr 0.1).
-* CNN: ``models/mnist_cnn.yaml`` when it exists, else the equivalent dict :data:`CNN`.
+* CNN: ``models/mnist_cnn.yaml``.
 """
 from __future__ import annotations
 
@@ -54,36 +54,9 @@ def _mlp_dict(sizes=(784, 256, 256, 10)) -> dict:
 
 MLP = _mlp_dict()
 
-CNN = {
-    "minigraph": 1, "name": "bench_cnn",
-    "inputs": {"x": {"shape": ["batch", 1, 28, 28]},
-               "y": {"shape": ["batch"], "dtype": "int64"}},
-    "nodes": [
-        {"name": "conv1", "op": "conv", "inputs": ["x"], "outputs": ["c1"],
-         "attrs": {"filters": 32, "kernel": 3, "padding": 1}},
-        {"name": "relu1", "op": "relu", "inputs": ["c1"], "outputs": ["r1"]},
-        {"name": "pool1", "op": "maxpool2d", "inputs": ["r1"], "outputs": ["p1"],
-         "attrs": {"kernel": 2}},
-        {"name": "conv2", "op": "conv", "inputs": ["p1"], "outputs": ["c2"],
-         "attrs": {"filters": 64, "kernel": 3, "padding": 1}},
-        {"name": "relu2", "op": "relu", "inputs": ["c2"], "outputs": ["r2"]},
-        {"name": "pool2", "op": "maxpool2d", "inputs": ["r2"], "outputs": ["p2"],
-         "attrs": {"kernel": 2}},
-        {"name": "flat", "op": "flatten", "inputs": ["p2"], "outputs": ["f"]},
-        {"name": "fc", "op": "linear", "inputs": ["f"], "outputs": ["logits"],
-         "attrs": {"units": 10}},
-        {"name": "loss", "op": "cross_entropy", "inputs": ["logits", "y"], "outputs": ["L"]},
-    ],
-    "outputs": ["logits"], "loss": "L",
-    "train": {"batch_size": 100, "seed": 0, "optimizer": {"type": "adam", "lr": 0.001}},
-}
-
-
 def cnn_source():
     """(the model source the CNN workload uses, a short description of it)."""
-    if CNN_FILE.exists():
-        return CNN_FILE, str(CNN_FILE.relative_to(ROOT))
-    return CNN, "bench/minigraph_impl.py:CNN (models/mnist_cnn.yaml not found)"
+    return CNN_FILE, str(CNN_FILE.relative_to(ROOT))
 
 
 def _feeds(graph, data: dict) -> dict:

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from click.testing import CliRunner
 
 import minigraph as mg
@@ -46,29 +47,7 @@ CHAIN = {
     "data": {"train": {"inline": {"x": [1, 2], "target": [2, 3]}}},
 }
 
-CNN = {
-    "minigraph": 1, "name": "cnn",
-    "inputs": {"x": {"shape": ["batch", 1, 28, 28]},
-               "labels": {"shape": ["batch"], "dtype": "int64"}},
-    "nodes": [
-        {"name": "conv1", "op": "conv", "inputs": ["x"], "outputs": ["c1"],
-         "attrs": {"filters": 32, "kernel": 3, "padding": 1}},
-        {"name": "relu1", "op": "relu", "inputs": ["c1"], "outputs": ["r1"]},
-        {"name": "pool1", "op": "maxpool2d", "inputs": ["r1"], "outputs": ["p1"],
-         "attrs": {"kernel": 2}},
-        {"name": "conv2", "op": "conv", "inputs": ["p1"], "outputs": ["c2"],
-         "attrs": {"filters": 64, "kernel": 3, "padding": 1}},
-        {"name": "relu2", "op": "relu", "inputs": ["c2"], "outputs": ["r2"]},
-        {"name": "pool2", "op": "maxpool2d", "inputs": ["r2"], "outputs": ["p2"],
-         "attrs": {"kernel": 2}},
-        {"name": "flat", "op": "flatten", "inputs": ["p2"], "outputs": ["f"]},
-        {"name": "fc", "op": "linear", "inputs": ["f"], "outputs": ["logits"],
-         "attrs": {"units": 10}},
-        {"name": "loss", "op": "cross_entropy", "inputs": ["logits", "labels"],
-         "outputs": ["L"]},
-    ],
-    "outputs": ["logits"], "loss": "L",
-}
+CNN = ROOT / "models" / "mnist_cnn.yaml"  # the lecture CNN (structure renders need no data)
 
 XOR_DATA = {"train": {"inline": {"x": [[0, 0], [0, 1], [1, 0], [1, 1]],
                                  "t": [[0], [1], [1], [0]]}}}
@@ -182,7 +161,7 @@ def test_large_tensors_are_summarised():
     dot = draw(CNN).dot  # structure needs no data
     assert "mean" not in dot
     model = mg.load(CNN)
-    feeds = {"x": np.ones((2, 1, 28, 28), np.float32), "labels": np.array([1, 2])}
+    feeds = {"x": np.ones((2, 1, 28, 28), np.float32), "label": np.array([1, 2])}
     dot = draw(model, grads=True, feeds=feeds).dot
     assert re.search(r"mean -?[\d.e+-]+  std", dot) and "min " in dot
 
@@ -396,7 +375,7 @@ def test_cli_render_errors_exit_2(cli, tmp_path, monkeypatch):
 def test_cli_render_missing_mnist_is_a_data_error(cli, tmp_path, monkeypatch):
     monkeypatch.setenv("MINIGRAPH_DATA", str(tmp_path / "nowhere"))
     monkeypatch.setenv("HOME", str(tmp_path))
-    mnist = {**CNN, "data": {"train": {"dataset": "mnist", "limit": 10}}}
+    mnist = {**yaml.safe_load(CNN.read_text()), "data": {"train": {"dataset": "mnist", "limit": 10}}}
     model = _write(tmp_path, mnist, "cnn")
     out = tmp_path / "cnn.dot"
     result = CliRunner().invoke(cli, ["render", str(model), "-o", str(out)])
