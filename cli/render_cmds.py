@@ -39,7 +39,8 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
 @click.option("--grads", is_flag=True,
               help="Also run backward and show d(loss)/d(tensor) (implies --values).")
 @click.option("--params", "params", type=click.Path(dir_okay=False),
-              help="Draw with trained params (.npz from run --save) instead of fresh ones.")
+              help="Draw with trained params (.npz from run --save) instead of fresh ones "
+                   "(implies --values).")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
               help="Output file (default: MODEL's name with .svg, in this folder).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
@@ -66,7 +67,7 @@ def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing,
     from minigraph.render import draw
 
     path, fmt = _picture_path(model, out, fmt)
-    picture = draw(model, values=values or grads, grads=grads, params=params,
+    picture = draw(model, values=values or grads or bool(params), grads=grads, params=params,
                    data_dir=data_dir, rankdir=rankdir.upper(), vanishing=vanishing,
                    exploding=exploding)
     picture.save(path, fmt)
@@ -149,5 +150,8 @@ def race(model, out, optimizers, lr, epochs):
     from minigraph.plots import plot_optimizer_race
 
     names = [n.strip() for n in optimizers.split(",") if n.strip()] if optimizers else None
+    if optimizers is not None and not names:
+        raise click.BadParameter("name at least one optimizer, e.g. sgd,adam",
+                                 param_hint="--optimizers")
     out = out or f"{Path(model).stem}_race.png"
     click.echo(f"wrote {plot_optimizer_race(model, out, names, epochs=epochs, lr=lr)}")

@@ -457,6 +457,9 @@ def load_data(data: dict | None, inputs: dict[str, dict], *, base_dir: str | Pat
         train, test = _split(train_ctx, train, fraction, seed)
         # Errors about the split-off test set point at the train source it came from.
         test = _finish(train_ctx, test, label="test (split off the train source)")
+    if fraction is None and isinstance(data["train"], dict) and "split_seed" in data["train"]:
+        raise train_ctx.model_error("split_seed only applies with test_fraction, which is not "
+                                    "given", "split_seed")
     train = _finish(train_ctx, train)
     return DataSplits(train=train, test=test)
 
@@ -609,7 +612,8 @@ def _read_csv(ctx, path, delimiter):
             try:
                 values = [float(cell) for cell in cells]
             except ValueError:
-                if not rows and header is None:      # the first row may be column names
+                # the first row may be column names: all present, not all numbers
+                if not rows and header is None and all(cells):
                     header, width = cells, len(cells)
                     continue
                 bad = next(c for c in cells if not _is_number(c))
@@ -705,6 +709,9 @@ def _npz(ctx, source, path):
         arrays = {}
         for name, key in mapping.items():
             ctx.input_name(name, "keys", name)
+            if not isinstance(key, str):
+                raise ctx.model_error(f"{ctx.where()}.keys.{name} must be an array name (a "
+                                      f"string), got {key!r}", "keys", name)
             if key not in stored:
                 raise ctx.data_error(f"{path} has no array {key!r}{did_you_mean(key, stored)}; "
                                      f"it holds: {known(stored)}", "keys", name)

@@ -42,6 +42,10 @@ def _finish(fig, out):
     out = Path(out)
     if not out.parent.is_dir():
         raise MinigraphError(f"cannot write {out}: folder {out.parent} does not exist")
+    kinds = fig.canvas.get_supported_filetypes()
+    if out.suffix.lstrip(".").lower() not in kinds:
+        raise MinigraphError(f"cannot write {out}: a plot is saved as one of "
+                             f"{', '.join('.' + k for k in sorted(kinds))}")
     fig.savefig(out, dpi=120, bbox_inches="tight")
     return out
 
@@ -54,7 +58,12 @@ def read_log(log_path) -> list:
     if not path.is_file():
         raise MinigraphError(f"no log file at {path} (write one with minigraph run --log)")
     records = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+    try:
+        text = path.read_text(encoding="utf-8")
+    except UnicodeDecodeError:
+        raise MinigraphError(f"{path} is not a text log file (write one with minigraph run "
+                             "--log)") from None
+    for number, line in enumerate(text.splitlines(), 1):
         if not line.strip():
             continue
         try:

@@ -9,6 +9,7 @@ import json
 import math
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from .backend import select, to_numpy
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import DataSplits, iterate_batches, num_examples
 from .engine import Executor, init_params
-from .errors import DataError, ModelError, RunError, did_you_mean
+from .errors import DataError, MinigraphError, ModelError, RunError, did_you_mean
 from .graph import Graph
 from .metrics import METRICS, check_metrics
 from .model import load_graph, load_splits
@@ -52,6 +53,12 @@ def _int(value, key, at, positive=True):
         raise ModelError(f"train.{key} must be a {'positive ' if positive else ''}integer, "
                          f"got {value!r}", at(key))
     return value
+
+
+def _number(value, key, at):
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise ModelError(f"train.{key} must be a number, got {value!r}", at(key))
+    return float(value)
 
 
 def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
@@ -98,7 +105,7 @@ def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
     if "backend" in raw:
         cfg.backend = raw["backend"]
     if "threshold" in raw:
-        cfg.threshold = float(raw["threshold"])
+        cfg.threshold = _number(raw["threshold"], "threshold", at)
     if "stop_at" in raw:
         stop = raw["stop_at"]
         if not isinstance(stop, dict) or not stop:
@@ -107,6 +114,11 @@ def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
         problem = check_metrics([k for k in stop if k != "loss"])
         if problem:
             raise ModelError(problem, at("stop_at"))
+        for key, value in stop.items():
+            _number(value, f"stop_at.{key}", lambda *k: at("stop_at", key))
+            if key != "loss" and key not in cfg.metrics:
+                raise ModelError(f"train.stop_at.{key} needs '{key}' in train.metrics "
+                                 f"(metrics: {cfg.metrics or 'none'})", at("stop_at", key))
         cfg.stop_at = dict(stop)
 
     for key, value in (overrides or {}).items():
@@ -173,11 +185,24 @@ class Trainer:
     def __init__(self, graph: Graph, config: TrainConfig, data: DataSplits, *,
                  backend=None, checkpoint: Checkpoint | None = None):
         if graph.loss is None:
-            raise ModelError("the model has a train section but no 'loss' to minimize",
-                             graph.spec.at("train"))
+            where = "a train section" if graph.spec.train is not None else "this command"
+            raise ModelError(f"model '{graph.name}' has no 'loss': {where} needs one to "
+                             "minimize or evaluate", graph.spec.at("train"))
         if data.train is None and graph.inputs:
             raise DataError(f"model '{graph.name}' has nothing to train on: add a data.train "
                             "section")
+        for split, arrays in (("train", data.train), ("test", data.test)):
+            missing = [t for t in graph.inputs if arrays is not None and t not in arrays]
+            if missing:
+                raise DataError(f"the {split} data has no values for input"
+                                f"{'s' if len(missing) > 1 else ''} "
+                                f"{', '.join(repr(m) for m in missing)} (it gives: "
+                                f"{', '.join(arrays) or 'nothing'})",
+                                graph.spec.at("data", split))
+        n = num_examples(data.train or {})
+        if config.drop_last and config.batch_size and config.batch_size > n:
+            raise DataError(f"batch_size {config.batch_size} with drop_last leaves no batch of "
+                            f"the {n} training examples", graph.spec.at("train", "batch_size"))
         self.graph = graph
         self.config = config
         self.backend = select(backend or config.backend)
@@ -374,8 +399,15 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
               save=None, load=None, log=None, data_dir=None, callback=None) -> RunResult:
     """Train a model file (or run one forward pass when it has no ``train`` section)."""
     graph = load_graph(source)
+    if save and not Path(save).resolve().parent.is_dir():
+        raise MinigraphError(f"cannot save to {save}: folder {Path(save).parent} does not exist")
     ckpt = load_checkpoint(load) if load else None
     if graph.spec.train is None:
+        given = [f"--{k.replace('_', '-')}" for k, v in (("epochs", epochs), (
+            "batch_size", batch_size), ("lr", lr), ("save", save), ("log", log)) if v]
+        if given:
+            raise MinigraphError(f"model '{graph.name}' has no train section, so "
+                                 f"{', '.join(given)} cannot apply: it runs one forward pass")
         return _forward_only(graph, backend, seed, ckpt.params if ckpt else None, data_dir)
     config = train_config(graph, {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                                   "seed": seed})
@@ -390,6 +422,10 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
         if callback is not None:
             callback(record)
 
+    if trainer.epoch >= config.epochs:
+        raise DataError(f"the checkpoint {load} is already at epoch {trainer.epoch}, so "
+                        f"{config.epochs} epochs leave nothing to train: ask for more with "
+                        "--epochs")
     if callback is not None and hasattr(callback, "begin"):
         callback.begin(total=config.epochs, start=trainer.epoch, log_every=config.log_every)
     try:

@@ -332,3 +332,60 @@ def test_ctrl_c_saves_and_stops_cleanly(tmp_path):
     saved = load_checkpoint(tmp_path / "c.npz")
     assert saved.epoch == 3  # the epoch that had finished when Ctrl-C came
     assert set(saved.params) == {"W1", "b1", "W2", "b2"}
+
+
+# ==== mistakes found in review: each exits 2 with one line, before any training =================
+
+def xor_with(tmp_path, **changes):
+    d = yaml.safe_load(Path(XOR).read_text())
+    for key, value in changes.items():
+        section, _, field = key.partition("__")
+        if field:
+            d[section][field] = value
+        else:
+            d[section] = value
+    return write(tmp_path, yaml.safe_dump(d, sort_keys=False))
+
+
+@pytest.mark.parametrize("changes, args, expected", [
+    ({"data": {"train": {"inline": {"x": [[0, 0], [1, 1]]}}}}, (),
+     "the train data has no values for input 't' (it gives: x)"),
+    ({"train__stop_at": {"accuracy": 0.9}, "train__metrics": []}, (),
+     "train.stop_at.accuracy needs 'accuracy' in train.metrics"),
+    ({"train__stop_at": {"accuracy": "high"}}, (), "train.stop_at.accuracy must be a number"),
+    ({"train__threshold": "abc"}, (), "train.threshold must be a number"),
+    ({"train__drop_last": True, "train__batch_size": 8}, (),
+     "batch_size 8 with drop_last leaves no batch of the 4 training examples"),
+    ({}, ("--save", "nodir/x.npz"), "folder nodir does not exist"),
+])
+def test_mistakes_stop_before_training(tmp_path, monkeypatch, changes, args, expected):
+    monkeypatch.chdir(tmp_path)
+    path = xor_with(tmp_path, **changes)
+    log = tmp_path / "log.jsonl"
+    result = invoke("run", path, "--quiet", "--log", log, *args)
+    assert result.exit_code == 2, result.output
+    assert expected in result.output and len(result.output.strip().splitlines()) == 1
+    assert not log.exists() or log.read_text() == ""  # not a single epoch ran
+
+
+def test_training_flags_on_a_forward_only_model_exit_2(tmp_path):
+    chain_rule = ROOT / "models" / "chain_rule.yaml"
+    result = invoke("run", chain_rule, "--save", tmp_path / "c.npz", "--epochs", "3")
+    assert result.exit_code == 2
+    assert "has no train section, so --epochs, --save cannot apply" in result.output
+
+
+def test_resuming_past_the_end_says_so(tmp_path):
+    ckpt = tmp_path / "x.npz"
+    assert invoke("run", XOR, "--epochs", "5", "--save", ckpt, "--quiet").exit_code == 0
+    result = invoke("run", XOR, "--epochs", "3", "--load", ckpt, "--quiet")
+    assert result.exit_code == 2
+    assert "already at epoch 5, so 3 epochs leave nothing to train" in result.output
+
+
+def test_eval_of_a_model_without_loss_says_eval_needs_one(tmp_path):
+    ckpt = tmp_path / "x.npz"
+    invoke("run", XOR, "--epochs", "2", "--save", ckpt, "--quiet")
+    result = invoke("eval", ROOT / "models" / "xor_handset.yaml", "--params", ckpt)
+    assert result.exit_code == 2
+    assert "has no 'loss': this command needs one" in result.output

@@ -583,3 +583,11 @@ def test_real_mnist_counts_and_statistics():
     assert splits.train["img"].std() == pytest.approx(0.3081, abs=1e-4)
     assert list(np.bincount(splits.train["label"])[:2]) == [5923, 6742]
     assert np.bincount(splits.test["label"]).sum() == 10000
+
+
+def test_npz_keys_must_be_names(tmp_path):
+    np.savez(tmp_path / "a.npz", X=np.zeros((4, 2)), y=np.zeros((4, 1)))
+    data = {"train": {"file": "a.npz", "keys": {"x": ["X"], "t": "y"}}}
+    inputs = {"x": {"shape": ["batch", 2]}, "t": {"shape": ["batch", 1]}}
+    with pytest.raises(ModelError, match=r"keys\.x must be an array name \(a string\)"):
+        load_data(data, inputs, base_dir=tmp_path)

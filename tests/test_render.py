@@ -317,19 +317,10 @@ def test_backprop_basics_and_chain_rule_files_if_present():
 
 @pytest.fixture
 def cli():
-    import click
+    """The real ``minigraph`` command group."""
+    from minigraph.cli.main import main
 
-    from minigraph.cli.main import Group
-    from minigraph.cli.render_cmds import plot, render as render_cmd
-
-    @click.group(cls=Group)
-    @click.option("--debug", is_flag=True)
-    def group(debug):
-        pass
-
-    group.add_command(render_cmd)
-    group.add_command(plot)
-    return group
+    return main
 
 
 def _write(tmp_path, model: dict, name: str) -> Path:
@@ -500,3 +491,18 @@ def test_graphs_and_models_display_in_notebooks():
     model.backward()
     svg = model._repr_mimebundle_()["image/svg+xml"]
     assert "<svg" in svg and "∂L/∂" in svg  # a model that has run shows its gradients
+
+
+def test_plot_mistakes_are_one_line(cli, tmp_path):
+    pytest.importorskip("matplotlib", reason="matplotlib not installed (pip install 'minigraph[plot]')")
+    log = tmp_path / "log.jsonl"
+    log.write_text('{"epoch": 1, "loss": 0.5}\n{"epoch": 2, "loss": 0.25}\n')
+    result = CliRunner().invoke(cli, ["plot", "curves", str(log), "-o", str(tmp_path / "c.txt")])
+    assert result.exit_code == 2 and "a plot is saved as one of" in result.output
+    binary = tmp_path / "bin.jsonl"
+    binary.write_bytes(b"\xff\xfe\n")
+    result = CliRunner().invoke(cli, ["plot", "curves", str(binary), "-o", str(tmp_path / "c.png")])
+    assert result.exit_code == 2 and "is not a text log file" in result.output
+    result = CliRunner().invoke(cli, ["plot", "race", str(ROOT / "models" / "optimizer_race.yaml"),
+                                      "--optimizers", ","])
+    assert result.exit_code == 2 and "name at least one optimizer" in result.output
