@@ -174,7 +174,6 @@ class Executor:
         self.steps = planned
         self.backward_steps = [s for s in reversed(planned)
                                if s.op.differentiable and s.outputs[-1] in requires]
-        self.needs = {s.name: s.needs for s in planned}
 
     # -- feeds ------------------------------------------------------------------------------
     def check_feeds(self, feeds: dict) -> dict:

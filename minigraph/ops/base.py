@@ -85,14 +85,13 @@ class Context:
     ``needs_input_grad`` lets backward skip gradients nobody asked for.
     """
 
-    __slots__ = ("saved", "training", "rng", "needs_input_grad", "extra")
+    __slots__ = ("saved", "training", "rng", "needs_input_grad")
 
     def __init__(self, training=False, rng=None, needs_input_grad=()):
         self.saved = None
         self.training = training
         self.rng = rng
         self.needs_input_grad = needs_input_grad
-        self.extra = None
 
     def save(self, *arrays):
         self.saved = arrays

@@ -22,7 +22,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .activation import stable_sigmoid
 from .base import Context, Op, get_array_module
 from .loss import CrossEntropy
 
