@@ -26,6 +26,17 @@ class GradCheck:
     ok: bool
 
 
+def central_difference(f, x, index, eps: float = 1e-6) -> float:
+    """(f() with x[index] + eps  -  f() with x[index] - eps) / (2 eps); x is restored."""
+    old = x[index]
+    x[index] = old + eps
+    up = f()
+    x[index] = old - eps
+    down = f()
+    x[index] = old
+    return (up - down) / (2 * eps)
+
+
 def check_gradients(graph, feeds: dict, params: dict | None = None, *, seed: int = 0,
                     eps: float = 1e-6, rtol: float = 1e-4, atol: float = 1e-6,
                     max_elements: int = 20) -> list:
@@ -58,13 +69,7 @@ def check_gradients(graph, feeds: dict, params: dict | None = None, *, seed: int
         max_abs = max_rel = 0.0
         ok = True
         for i in picks:
-            old = flat[i]
-            flat[i] = old + eps
-            up = loss_at(params)
-            flat[i] = old - eps
-            down = loss_at(params)
-            flat[i] = old
-            numeric = (up - down) / (2 * eps)
+            numeric = central_difference(lambda: loss_at(params), flat, i, eps)
             got = analytic.reshape(-1)[i]
             err = abs(got - numeric)
             max_abs = max(max_abs, err)
