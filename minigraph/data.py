@@ -1011,7 +1011,8 @@ def _check_shapes(ctx, split, arrays):
                     break
         if mismatch:
             hint = ""
-            if ctx.kind == "dataset" and array.ndim != len(declared):
+            if (ctx.kind == "dataset" and array.ndim != len(declared)
+                    and array.shape[-1] in (28, 784)):  # the images, not the labels
                 hint = " (set flatten: true for [batch, 784] or false for [batch, 1, 28, 28])"
             raise ctx.data_error(
                 f"{split} data for input {name!r} has shape {tuple(array.shape)}, but the model "

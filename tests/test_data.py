@@ -591,3 +591,16 @@ def test_npz_keys_must_be_names(tmp_path):
     inputs = {"x": {"shape": ["batch", 2]}, "t": {"shape": ["batch", 1]}}
     with pytest.raises(ModelError, match=r"keys\.x must be an array name \(a string\)"):
         load_data(data, inputs, base_dir=tmp_path)
+
+
+def test_mnist_label_mismatch_gets_no_image_hint(tmp_path):
+    from conftest import mnist_dir
+
+    data_dir = mnist_dir()
+    if data_dir is None:
+        pytest.skip("MNIST files not found (set MINIGRAPH_DATA)")
+    data = {"train": {"dataset": "mnist", "limit": 5, "one_hot": True}}
+    inputs = {"x": {"shape": ["batch", 784]}, "label": {"shape": ["batch"], "dtype": "int64"}}
+    with pytest.raises(DataError) as info:
+        load_data(data, inputs, base_dir=tmp_path, data_dir=data_dir)
+    assert "'label'" in str(info.value) and "flatten" not in str(info.value)
