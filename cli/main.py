@@ -121,10 +121,10 @@ def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data
     """
     from minigraph.train import run_model
 
-    load(model)  # print warnings once
+    graph = load(model)  # parsed and checked once; warnings printed
     progress = report.Progress(quiet=quiet)
     try:
-        result = run_model(model, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+        result = run_model(graph, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                            backend=backend, save=save, load=load_path, log=log,
                            data_dir=data_dir, callback=progress)
     finally:
@@ -150,7 +150,7 @@ def eval_(model, params, backend, data_dir):
     """
     from minigraph.train import evaluate_model
 
-    click.echo(report.eval_text(evaluate_model(model, params, data_dir=data_dir,
+    click.echo(report.eval_text(evaluate_model(load(model), params, data_dir=data_dir,
                                                backend=backend)))
 
 

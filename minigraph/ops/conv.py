@@ -225,6 +225,12 @@ class Pool2D(Op):
         """The stride actually used."""
         return self.kernel if self.stride is None else self.stride
 
+    def padded(self, x, value=0):
+        """(x padded with ``value``, OH, OW): the input every window reads, and the out size."""
+        k, s = self.kernel, self.step
+        x_padded = pad(x, self.padding, value)
+        return x_padded, (x_padded.shape[2] - k) // s + 1, (x_padded.shape[3] - k) // s + 1
+
     def infer(self, x):
         check_nchw(self.name, x)
         k, s, p = self.kernel, self.step, self.padding
@@ -241,8 +247,7 @@ class MaxPool2D(Pool2D):
     def forward(self, ctx, x):
         xp = get_array_module(x)
         k, s = self.kernel, self.step
-        x_padded = pad(x, self.padding, value=-xp.inf)
-        oh, ow = (x_padded.shape[2] - k) // s + 1, (x_padded.shape[3] - k) // s + 1
+        x_padded, oh, ow = self.padded(x, value=-xp.inf)
         y = slab(x_padded, 0, 0, s, oh, ow).copy()
         for i in range(k):  # a running maximum over the k * k window elements
             for j in range(k):
@@ -280,8 +285,7 @@ class AvgPool2D(Pool2D):
     def forward(self, ctx, x):
         xp = get_array_module(x)
         k, s = self.kernel, self.step
-        x_padded = pad(x, self.padding)
-        oh, ow = (x_padded.shape[2] - k) // s + 1, (x_padded.shape[3] - k) // s + 1
+        x_padded, oh, ow = self.padded(x)
         y = xp.zeros(x.shape[:2] + (oh, ow), dtype=x.dtype)
         for i in range(k):
             for j in range(k):
