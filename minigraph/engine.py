@@ -16,7 +16,7 @@ from .backend import Backend, select, to_numpy
 from .errors import DataError, did_you_mean, known
 from .graph import Graph
 from .init import initialize
-from .ops.base import Context, fmt_shape
+from .ops.base import Context, Workspace, fmt_shape
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -135,6 +135,7 @@ class Executor:
         self.xp = self.backend.xp
         self.dtype = dtype
         self.fuse = fuse
+        self.workspace = Workspace() if fuse else None  # training plans reuse buffers
         self.keep = set(keep) | set(graph.outputs) | ({graph.loss} if graph.loss else set())
         self.set_wrt(wrt)
         self.constants = {
@@ -222,7 +223,7 @@ class Executor:
         values.update(params)
         ctxs = {}
         for step in self.steps:
-            ctx = Context(training, rng, step.needs)
+            ctx = Context(training, rng, step.needs, self.workspace)
             y = step.op.forward(ctx, *[values[t] for t in step.inputs])
             if len(step.outputs) == 1:
                 values[step.outputs[0]] = y

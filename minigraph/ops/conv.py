@@ -1,23 +1,30 @@
-"""Convolution and pooling on NCHW images: conv2d, maxpool2d, avgpool2d.
+"""Convolution and pooling of (N, C, H, W) images: conv2d, maxpool2d, avgpool2d.
 
 All three slide a window over the (padded) image.  Output size along H (W alike):
 
     OH = (H + 2 * padding - kh) // stride + 1
 
 Window element (i, j) of output position (r, s) is the padded pixel (r*stride + i, s*stride + j).
-Two views of that fact, both without Python loops over pixels or images:
 
-* ``im2col``: all windows copied once into a (C*kh*kw, N*OH*OW) matrix whose row (c, i, j)
-  and column (n, r, s) hold pixel (n, c, r*stride + i, s*stride + j); conv2d is then one
-  matrix product with the (O, C*kh*kw) weight (and dw, d cols one product each):
-      y[n, o, r, s] = b[o] + sum_{c, i, j} w[o, c, i, j] * cols[(c, i, j), (n, r, s)]
-* ``slab(x, i, j)``: element (i, j) of every window at once, an (N, C, OH, OW) strided slice.
-  Pools loop over the kernel x kernel offsets: maxpool2d keeps a running maximum (padding
-  counts as -inf), avgpool2d a running sum divided by kernel^2 (padding counts as 0 and is
-  included in the mean, like PyTorch's default).
+**Convolution works channels-last.**  Shapes are always (N, C, H, W), but conv2d reads its
+input through the (N, H, W, C) view ``x.transpose(0, 2, 3, 1)`` and returns its output as such
+a view too: an (N, O, OH, OW) array whose memory is ordered (N, OH, OW, O) (PyTorch calls this
+the ``channels_last`` memory format).  Values are the same; only the strides differ, and every
+op reads any strides.  In that layout:
 
-Backward adds each offset's gradient slab back into the image (``col2im``), kh * kw strided
-``+=``; overlapping windows (stride < kernel) simply add up.
+* ``im2col`` copies every window once into an (N*OH*OW, kh*kw*C) matrix whose row (n, r, s)
+  and column (i, j, c) hold padded pixel (n, r*stride + i, s*stride + j, c), in contiguous
+  runs of C numbers; conv2d is then one matrix product with the (kh*kw*C, O) weight matrix:
+      y[n, r, s, o] = b[o] + sum_{i, j, c} cols[(n, r, s), (i, j, c)] * w[o, c, i, j]
+  and its rows (n, r, s) are already the output image, channels last: no transpose.
+* dw is one product ``cols.T @ gy``; dx is one small product per window offset,
+  ``gy @ w[:, :, i, j]``, added onto the image shifted by (i, j) (``col2im``, done without
+  ever building the (N*OH*OW, kh*kw*C) column gradient).
+
+Pools use ``slab(x, i, j)``, element (i, j) of every window at once, an (N, C, OH, OW) strided
+slice: maxpool2d keeps a running maximum over the kernel x kernel offsets (padding counts as
+-inf), avgpool2d a running sum divided by kernel^2 (padding counts as 0 and is included in the
+mean, like PyTorch's default).  Backward adds each offset's gradient slab back.
 """
 from __future__ import annotations
 
@@ -36,29 +43,74 @@ def pad(x, padding, value=0):
     return xp.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=value)
 
 
-def windows(x, kh, kw, stride):
-    """A view (N, C, OH, OW, kh, kw) of all kh x kw windows of x (N, C, H, W); no copy."""
-    xp = get_array_module(x)
-    n, c, h, w = x.shape
-    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
-    sn, sc, sh, sw = x.strides
-    return xp.lib.stride_tricks.as_strided(
-        x, shape=(n, c, oh, ow, kh, kw), strides=(sn, sc, sh * stride, sw * stride, sh, sw))
+def channels_last(x):
+    """The (N, H, W, C) view of an (N, C, H, W) array (no copy)."""
+    return x.transpose(0, 2, 3, 1)
 
 
-def im2col(x, kh, kw, stride):
-    """(C*kh*kw, N*OH*OW): every kh x kw window of x (N, C, H, W) as a column; one copy.
+def channels_first(x):
+    """The (N, C, H, W) view of an (N, H, W, C) array (no copy): a channels-last image."""
+    return x.transpose(0, 3, 1, 2)
 
-    The strided view has shape (C, kh, kw, N, OH, OW), so the copy reads rows of the image
-    in order (contiguous runs of OW pixels when stride is 1).
+
+def im2col(ctx, x, kh, kw, stride, padding):
+    """(N*OH*OW, kh*kw*C) columns of the (N, H, W, C) image x, and OH, OW; one copy.
+
+    Row (n, r, s) holds window (r, s) of image n, ordered (i, j, c).  Arrays come from
+    ``ctx.empty`` (reused across training steps).
     """
     xp = get_array_module(x)
-    n, c, h, w = x.shape
-    oh, ow = (h - kh) // stride + 1, (w - kw) // stride + 1
-    sn, sc, sh, sw = x.strides
+    n, h, w, c = x.shape
+    p = padding
+    padded = x
+    if p:
+        padded = ctx.empty(xp, (n, h + 2 * p, w + 2 * p, c), x.dtype)
+        for border in (padded[:, :p], padded[:, h + p:], padded[:, :, :p], padded[:, :, w + p:]):
+            border[...] = 0
+        padded[:, p:p + h, p:p + w] = x
+    oh, ow = (padded.shape[1] - kh) // stride + 1, (padded.shape[2] - kw) // stride + 1
+    sn, sh, sw, sc = padded.strides
     view = xp.lib.stride_tricks.as_strided(
-        x, shape=(c, kh, kw, n, oh, ow), strides=(sc, sh, sw, sn, sh * stride, sw * stride))
-    return view.reshape(c * kh * kw, n * oh * ow), oh, ow
+        padded, shape=(n, oh, ow, kh, kw, c), strides=(sn, sh * stride, sw * stride, sh, sw, sc))
+    cols = ctx.empty(xp, (n * oh * ow, kh * kw * c), x.dtype)
+    cols.reshape(view.shape)[...] = view
+    return cols, oh, ow
+
+
+def col2im(ctx, g, wmat, image_shape, stride, padding):
+    """dL/dx (N, H, W, C) of ``y = im2col(x) @ wmat`` from g = dL/dy (N*OH*OW, O).
+
+    ``wmat`` is the weight as (kh, kw, C, O).  For each window offset (i, j), ``g @ w[i, j].T``
+    is the gradient of the pixels at (r*stride + i, s*stride + j): one (N*OH*OW, C) product
+    added onto that strided slice of the padded image.
+    """
+    xp = get_array_module(g)
+    kh, kw, c, _ = wmat.shape
+    n, h, w, _ = image_shape
+    p = padding
+    oh, ow = (h + 2 * p - kh) // stride + 1, (w + 2 * p - kw) // stride + 1
+    dx = ctx.empty(xp, (n, h + 2 * p, w + 2 * p, c), g.dtype)
+    dx[...] = 0
+    part = ctx.empty(xp, (n * oh * ow, c), g.dtype)
+    for i in range(kh):
+        for j in range(kw):
+            xp.matmul(g, wmat[i, j].T, out=part)
+            dx[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride] += \
+                part.reshape(n, oh, ow, c)
+    return dx[:, p:p + h, p:p + w] if p else dx
+
+
+def is_channels_last(x):
+    """Whether the (N, C, H, W) array x is stored (N, H, W, C)."""
+    return channels_last(x).flags.c_contiguous
+
+
+def empty_image(ctx, xp, like, shape, dtype):
+    """An (N, C, H, W) array to fill, stored channels-last when ``like`` is."""
+    if is_channels_last(like):
+        n, c, h, w = shape
+        return channels_first(ctx.empty(xp, (n, h, w, c), dtype))
+    return ctx.empty(xp, shape, dtype)
 
 
 def slab(x, i, j, stride, oh, ow):
@@ -72,20 +124,6 @@ def unpad(x, padding):
     if padding == 0:
         return x
     return x[:, :, padding:-padding, padding:-padding]
-
-
-def col2im(cols, padded_shape, stride, padding):
-    """The gradient of ``im2col``: cols (C, kh, kw, N, OH, OW) summed back onto the image."""
-    xp = get_array_module(cols)
-    kh, kw, _, oh, ow = cols.shape[1:]
-    g = xp.zeros(padded_shape, dtype=cols.dtype)
-    g_cn = g.transpose(1, 0, 2, 3)  # the image seen as (C, N, H, W), like the columns
-    for i in range(kh):  # kh * kw iterations, each one strided slab of the image
-        for j in range(kw):
-            view = slab(g_cn, i, j, stride, oh, ow)
-            view += cols[:, i, j]
-    return unpad(g, padding)
-
 
 def out_size(op, size, kernel, stride, padding, x, what):
     """OH from H (or OW from W); None when H is symbolic or unknown."""
@@ -118,7 +156,7 @@ def check_nchw(op, x):
 class Conv2D(Op):
     """2-D convolution (cross-correlation, as in every DL framework) of NCHW images.
 
-    x (N, C, H, W), w (O, C, kh, kw), optional b (O,)  ->  y (N, O, OH, OW).
+    x (N, C, H, W), w (O, C, kh, kw), optional b (O,)  ->  y (N, O, OH, OW), channels-last.
     Gradients: dL/dw[o,c,i,j] = sum_{n,r,s} gy[n,o,r,s] * window[n,c,r,s,i,j];
     dL/db[o] = sum_{n,r,s} gy[n,o,r,s];  dL/dx = col2im(sum_o w[o,c,i,j] * gy[n,o,r,s]).
     """
@@ -154,52 +192,47 @@ class Conv2D(Op):
                              f"(input {fmt_shape(x)}, weight {fmt_shape(w)})")
 
     def forward(self, ctx, x, w, b=None):
-        xp = get_array_module(x)
-        y = self.forward_channel_major(ctx, x, w, b)
-        return xp.ascontiguousarray(y.transpose(1, 0, 2, 3))
+        y = self.forward_nhwc(ctx, x, w)
+        if b is not None:
+            y += b  # channels are the last axis
+        return channels_first(y)
 
     def backward(self, ctx, gy):
-        xp = get_array_module(gy)
-        has_bias = ctx.saved[3]
-        grads = self.backward_channel_major(ctx, xp.ascontiguousarray(gy.transpose(1, 0, 2, 3)))
-        return grads if has_bias else grads[:2]
+        g = channels_last(gy)
+        dx, dw = self.backward_nhwc(ctx, g)
+        if len(ctx.needs_input_grad) < 3:  # no bias
+            return dx, dw
+        return dx, dw, g.sum(axis=(0, 1, 2)) if ctx.needs_input_grad[2] else None
 
-    # The matrix products work "channel-major": (O, N, OH, OW), one row per output channel.
-    # forward/backward above transpose to and from NCHW; fused ops that pool first (see
-    # ops/fused.py) stay channel-major and transpose only the 4x smaller pooled tensor.
+    # The work, channels-last; the fused conv+relu+pool of training plans calls these too.
 
-    def forward_channel_major(self, ctx, x, w, b=None):
-        """y (O, N, OH, OW) = w (O, C*kh*kw) @ im2col(x) (+ b)."""
+    def forward_nhwc(self, ctx, x, w):
+        """y (N, OH, OW, O) = im2col(x) @ w, contiguous, without the bias."""
         self.check_channels(x.shape, w.shape)
         o, c, kh, kw = w.shape
-        n = x.shape[0]
-        x_padded = pad(x, self.padding)
-        cols, oh, ow = im2col(x_padded, kh, kw, self.stride)  # (C*kh*kw, N*OH*OW)
-        y = w.reshape(o, c * kh * kw) @ cols                   # (O, N*OH*OW)
-        if b is not None:
-            y += b.reshape(o, 1)
-        ctx.save(cols, w, x_padded.shape, b is not None)
-        return y.reshape(o, n, oh, ow)
+        n, _, h, wd = x.shape
+        xp = get_array_module(x)
+        cols, oh, ow = im2col(ctx, channels_last(x), kh, kw, self.stride, self.padding)
+        wmat = xp.ascontiguousarray(w.transpose(2, 3, 1, 0))  # (kh, kw, C, O), rows like cols
+        y = ctx.empty(xp, (len(cols), o), x.dtype)
+        xp.matmul(cols, wmat.reshape(kh * kw * c, o), out=y)     # (N*OH*OW, O)
+        ctx.save(cols, wmat, (n, h, wd, c))
+        return y.reshape(n, oh, ow, o)
 
-    def backward_channel_major(self, ctx, gy):
-        """(dx, dw, db) from gy (O, N, OH, OW), contiguous."""
-        cols, w, padded_shape, has_bias = ctx.saved
+    def backward_nhwc(self, ctx, gy):
+        """(dx as (N, C, H, W) channels-last, dw) from gy (N, OH, OW, O)."""
+        cols, wmat, image_shape = ctx.saved
         ctx.saved = None  # so that cols can be freed as soon as dw no longer needs it
-        need = ctx.needs_input_grad or (True, True, True)
-        o, c, kh, kw = w.shape
-        _, n, oh, ow = gy.shape
-        g = gy.reshape(o, n * oh * ow)
-        dx = dw = db = None
-        if need[1]:
-            dw = (g @ cols.T).reshape(w.shape)
-        del cols  # the columns and their gradient are the two largest arrays: never both
-        if need[0]:  # skipped for the first layer, whose input is the data
-            dcols = w.reshape(o, c * kh * kw).T @ g              # (C*kh*kw, N*OH*OW)
-            dx = col2im(dcols.reshape(c, kh, kw, n, oh, ow), padded_shape, self.stride,
-                        self.padding)
-        if has_bias and (len(need) < 3 or need[2]):
-            db = g.sum(axis=1)
-        return dx, dw, db
+        need_x, need_w = (ctx.needs_input_grad or (True, True))[:2]
+        g = gy.reshape(-1, gy.shape[3])  # a copy only if gy is not contiguous channels-last
+        dx = dw = None
+        if need_w:
+            dw = (cols.T @ g).reshape(wmat.shape)  # (kh, kw, C, O) -> (O, C, kh, kw):
+            dw = get_array_module(g).ascontiguousarray(dw.transpose(3, 2, 0, 1))
+        del cols
+        if need_x:  # skipped for the first layer, whose input is the data
+            dx = channels_first(col2im(ctx, g, wmat, image_shape, self.stride, self.padding))
+        return dx, dw
 
 
 # ==== pooling =====================================================================================
@@ -240,24 +273,42 @@ class Pool2D(Op):
 
 @register
 class MaxPool2D(Pool2D):
-    """Maximum of each window; the gradient goes to the maximum (ties share it equally)."""
+    """Maximum of each window; the gradient goes to the maximum (ties share it equally).
+
+    When the windows tile the image (stride = kernel, no padding, H and W multiples of the
+    kernel), backward compares the (N, C, OH, k, OW, k) tile view with the output in one
+    broadcast operation instead of k * k slabs.
+    """
 
     name = "maxpool2d"
+
+    def tiles(self, x):
+        """The (N, C, OH, k, OW, k) view of x when the windows tile it exactly, else None."""
+        k = self.kernel
+        n, c, h, w = x.shape
+        if self.step != k or self.padding or h % k or w % k:
+            return None
+        return x.reshape(n, c, h // k, k, w // k, k)
 
     def forward(self, ctx, x):
         xp = get_array_module(x)
         k, s = self.kernel, self.step
         x_padded, oh, ow = self.padded(x, value=-xp.inf)
-        y = slab(x_padded, 0, 0, s, oh, ow).copy()
-        for i in range(k):  # a running maximum over the k * k window elements
-            for j in range(k):
-                if i or j:
-                    xp.maximum(y, slab(x_padded, i, j, s, oh, ow), out=y)
+        slabs = [slab(x_padded, i, j, s, oh, ow) for i in range(k) for j in range(k)]
+        y = empty_image(ctx, xp, x, slabs[0].shape, x.dtype)  # channels-last if x is
+        if k == 1:
+            y[...] = slabs[0]
+        else:  # a running maximum over the k * k window elements
+            xp.maximum(slabs[0], slabs[1], out=y)
+        for other in slabs[2:]:
+            xp.maximum(y, other, out=y)
         ctx.save(x_padded, y)
         return y
 
     def backward(self, ctx, gy):
         x_padded, y = ctx.saved
+        if self.tiles(x_padded) is not None:
+            return (self.backward_tiles(ctx, x_padded, y, gy),)
         xp = get_array_module(gy)
         k, s = self.kernel, self.step
         oh, ow = y.shape[2], y.shape[3]
@@ -274,6 +325,21 @@ class MaxPool2D(Pool2D):
             else:
                 view += hit * share
         return (unpad(g, self.padding),)
+
+    def backward_tiles(self, ctx, x, y, gy):
+        """dL/dx from x, the output y and its gradient gy, when the windows tile x."""
+        xp = get_array_module(gy)
+        tiles = self.tiles(x)
+        n, c, oh, k, ow, _ = tiles.shape
+        hit = self.tiles(empty_image(ctx, xp, x, x.shape, bool))
+        xp.equal(tiles, y[:, :, :, None, :, None], out=hit)
+        counts = hit.view(xp.uint8)  # how many elements hit each window's max, summed as bytes
+        per_offset = [counts[:, :, :, i, :, j] for i in range(k) for j in range(k)]
+        ties = sum(per_offset[1:], start=per_offset[0]) if k < 16 else hit.sum(axis=(3, 5))
+        share = gy / ties
+        g = empty_image(ctx, xp, x, x.shape, gy.dtype)
+        xp.multiply(hit, share[:, :, :, None, :, None], out=self.tiles(g))  # a view of g
+        return g
 
 
 @register

@@ -22,7 +22,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .base import Context, Op, get_array_module
+from .base import Op, get_array_module
+from .conv import channels_first, channels_last
 from .loss import CrossEntropy
 
 
@@ -68,9 +69,9 @@ class LinearReLU(LinearFused):
 class ConvReLUPool(Op):
     """y = relu(maxpool(conv(x, W)) + b), equal to maxpool(relu(conv(x, W) + b)).
 
-    Runs the readable conv2d and maxpool2d ops themselves (conv without its bias), then the
-    bias and the ReLU on the pooled, 4x smaller tensor.  Backward: the ReLU mask on the pooled
-    tensor, db as its sums, then the pool's and the conv's own backward rules.
+    Runs the readable conv2d and maxpool2d ops' own code (conv without its bias, channels-last
+    throughout), then the bias and the ReLU on the pooled, 4x smaller tensor.  Backward: the
+    ReLU mask on the pooled tensor, db as its sums, then the pool's and the conv's own rules.
     """
 
     name = "conv+relu+pool(fused)"
@@ -82,26 +83,27 @@ class ConvReLUPool(Op):
     def forward(self, ctx, x, w, b):
         xp = get_array_module(x)
         need_x, need_w, _ = ctx.needs_input_grad
-        conv_ctx = Context(ctx.training, ctx.rng, (need_x, need_w))
-        pool_ctx = Context(ctx.training, ctx.rng, (True,))
-        z = self.conv.forward_channel_major(conv_ctx, x, w)   # (O, N, H, W), no bias yet
-        m = self.pool.forward(pool_ctx, z)                     # pools any (., ., H, W) array
-        y = xp.empty((m.shape[1], m.shape[0]) + m.shape[2:], dtype=m.dtype)  # NCHW
-        xp.add(m.transpose(1, 0, 2, 3), b.reshape(-1, 1, 1), out=y)
+        conv_ctx = ctx.part((need_x, need_w))
+        pool_ctx = ctx.part((True,))
+        z = self.conv.forward_nhwc(conv_ctx, x, w)                # (N, H, W, O), no bias yet
+        m = channels_last(self.pool.forward(pool_ctx, channels_first(z)))  # (N, PH, PW, O)
+        y = xp.add(m, b, out=ctx.empty(xp, m.shape, m.dtype))
         xp.maximum(y, 0, out=y)
         ctx.saved = (conv_ctx, pool_ctx, y)
-        return y
+        return channels_first(y)
 
     def backward(self, ctx, gy):
         conv_ctx, pool_ctx, y = ctx.saved
         ctx.saved = None  # each part's saved arrays are freed as soon as it is done
+        xp = get_array_module(gy)
         need_x, need_w, need_b = ctx.needs_input_grad
-        dm = gy * (y > 0)
-        db = dm.sum(axis=(0, 2, 3)) if need_b else None
-        (dz,) = self.pool.backward(pool_ctx, dm.transpose(1, 0, 2, 3))  # channel-major
+        dm = ctx.empty(xp, y.shape, y.dtype)
+        xp.multiply(channels_last(gy), y > 0, out=dm)
+        db = dm.sum(axis=(0, 1, 2)) if need_b else None
+        (dz,) = self.pool.backward(pool_ctx, channels_first(dm))
         pool_ctx.saved = None
         del dm, y
-        dx, dw, _ = self.conv.backward_channel_major(conv_ctx, dz)
+        dx, dw = self.conv.backward_nhwc(conv_ctx, channels_last(dz))
         return dx, dw, db
 
 
