@@ -23,9 +23,12 @@ slot name to array, in the parameter's dtype and on the parameter's device.
 from __future__ import annotations
 
 
+import math
+
 import numpy
 
 from .backend import get_array_module
+from .workspace import held_only_by
 from .configs import check_names, config_error, number, registrar, split_type
 from .errors import DataError
 
@@ -62,6 +65,7 @@ class Optimizer:
         self.t = 0  # how many times step() has run
         self.state: dict[str, dict] = {}
         self._loaded = False  # state came from load_state_dict and may sit on the host
+        self._grad_is_private = False  # see step() and scaled_grad()
 
     # -- options ---------------------------------------------------------------------------
 
@@ -105,22 +109,38 @@ class Optimizer:
 
     # -- the loop --------------------------------------------------------------------------
 
-    def step(self, params: dict, grads: dict) -> None:
+    def scaled_grad(self, grad, factor):
+        """``factor * grad``, computed in place when ``step`` may overwrite ``grad``.
+
+        Use it for the gradient's last use in ``update_one``: afterwards ``grad`` may hold
+        the scaled values.
+        """
+        if self._grad_is_private:
+            grad *= factor
+            return grad
+        return factor * grad
+
+    def step(self, params: dict, grads: dict, consume: bool = False) -> None:
         """Update every parameter that has a gradient, in place.
 
         L2 weight decay (PyTorch style) is added to the gradient first:  ``g ← g + λ θ``.
+        With ``consume=True`` (the trainer's own gradients, temporaries of its plan) a gradient
+        array that nothing else refers to -- not another entry, not a view -- may be
+        overwritten, which saves ``θ ← θ − γ g`` its temporary array.
         """
         self.t += 1
         if self._loaded:
             self._move_state(params)
         for name, param in params.items():
-            grad = grads.get(name)
-            if grad is None:
+            if grads.get(name) is None:
                 continue  # no gradient this step (for example a frozen parameter)
+            private = consume and grads[name].base is None and held_only_by(grads, name)
+            grad = grads[name]
             if grad.dtype != param.dtype:
-                grad = grad.astype(param.dtype)
+                grad, private = grad.astype(param.dtype), True
             if self.weight_decay != 0:
-                grad = grad + self.weight_decay * param
+                grad, private = grad + self.weight_decay * param, True
+            self._grad_is_private = private
             state = self.state.get(name)
             if state is None:
                 state = self.state[name] = {}
@@ -210,7 +230,7 @@ class SGD(Optimizer):
 
     def update_one(self, name, param, grad, state):
         if self.momentum == 0:
-            param -= self.lr * grad
+            param -= self.scaled_grad(grad, self.lr)
             return
         if "b" not in state:
             state["b"] = grad.copy()
@@ -390,15 +410,23 @@ class Adam(Optimizer):
         if "m" not in state:
             state["m"] = xp.zeros_like(param)
             state["v"] = xp.zeros_like(param)
-        state["m"] = beta1 * state["m"] + (1 - beta1) * grad
-        state["v"] = beta2 * state["v"] + (1 - beta2) * grad * grad
-        v = state["v"]
+        m, v = state["m"], state["v"]  # updated in place, as PyTorch does
+        tmp = xp.multiply(grad, grad, out=xp.empty_like(param))  # the one temporary array
+        tmp *= 1 - beta2
+        v *= beta2
+        v += tmp                                   # v <- b2 v + (1 - b2) g g
+        m *= beta1
+        m += self.scaled_grad(grad, 1 - beta1)     # m <- b1 m + (1 - b1) g
         if self.amsgrad:
-            state["v_max"] = xp.maximum(state.get("v_max", xp.zeros_like(param)), state["v"])
-            v = state["v_max"]
-        m_hat = state["m"] / (1 - beta1**t)
-        v_hat = v / (1 - beta2**t)
-        param -= self.lr * m_hat / (xp.sqrt(v_hat) + self.eps)
+            if "v_max" not in state:
+                state["v_max"] = xp.zeros_like(param)
+            v = xp.maximum(state["v_max"], v, out=state["v_max"])
+        denom = xp.sqrt(v, out=tmp)
+        denom /= math.sqrt(1 - beta2**t)
+        denom += self.eps                          # sqrt(v_hat) + eps
+        step = xp.divide(m, denom, out=denom)
+        step *= self.lr / (1 - beta1**t)           # lr m_hat / (sqrt(v_hat) + eps)
+        param -= step
 
 
 @register("adamax")

@@ -309,7 +309,8 @@ class Trainer:
                 if node is not None else ""
             raise FloatingPointError(f"the loss became {loss}{where}")
         grads = self.executor.backward(run, keep_all=False)
-        self.optimizer.step(self.params, grads)
+        run.grads = {}  # the optimizer may overwrite them: they are the plan's temporaries
+        self.optimizer.step(self.params, grads, consume=True)
         return loss, run
 
     def fit(self, callback=None) -> History:

@@ -234,3 +234,45 @@ def test_dropout_at_train_keeps_the_mean_and_reuses_its_mask():
     np.testing.assert_allclose(g, gy * y)             # same mask (x = 1: y is the scaled mask)
     _, _, y_again = run_op("dropout", [x], {"p": 0.3}, training=True)
     np.testing.assert_array_equal(y, y_again)         # the seeded generator decides the mask
+
+
+def ref_maxpool_grad(x, gy, k):
+    """dL/dx of a k x k, stride-k max pool by loops: each window's gy split among its maxima."""
+    g = np.zeros_like(x)
+    n, c, oh, ow = gy.shape
+    for i, j, r, s in np.ndindex(n, c, oh, ow):
+        window = x[i, j, r * k:(r + 1) * k, s * k:(s + 1) * k]
+        hits = window == window.max()
+        g[i, j, r * k:(r + 1) * k, s * k:(s + 1) * k] += hits * gy[i, j, r, s] / hits.sum()
+    return g
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_maxpool_tiled_backward_splits_ties_like_the_definition(layout, k):
+    rng = np.random.default_rng(0)
+    x = rng.integers(0, 3, size=(2, 3, 2 * k, 3 * k)).astype(float)  # many ties
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    op, ctx, y = run_op("maxpool2d", [x], {"kernel": k})
+    gy = rng.standard_normal(y.shape)
+    (g,) = op.backward(ctx, gy)
+    np.testing.assert_allclose(g, ref_maxpool_grad(np.asarray(x), gy, k), rtol=1e-12)
+    # the result keeps the input's layout
+    assert (g.transpose(0, 2, 3, 1).flags.c_contiguous if layout == "channels_last"
+            else g.flags.c_contiguous)
+
+
+def test_conv2d_works_channels_last_whatever_the_input_layout():
+    rng = np.random.default_rng(1)
+    x = rng.standard_normal((2, 3, 6, 5))
+    w, b = rng.standard_normal((4, 3, 3, 3)), rng.standard_normal(4)
+    x_cl = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    results = []
+    for inp in (x, x_cl):
+        op, ctx, y = run_op("conv2d", [inp, w, b], {"padding": 1})
+        assert y.transpose(0, 2, 3, 1).flags.c_contiguous  # (N, O, H, W) stored (N, H, W, O)
+        gy = np.cos(np.arange(y.size)).reshape(y.shape)
+        results.append((y, *op.backward(ctx, gy)))
+    for a, b_ in zip(*results):
+        np.testing.assert_allclose(a, b_, rtol=1e-12, atol=1e-12)

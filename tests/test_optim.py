@@ -409,3 +409,38 @@ def test_schedule_parity_with_torch(torch, config, name, kwargs):
         opt.step()
         scheduler.step()
     np.testing.assert_allclose(lrs(config, base_lr, epochs), expected, rtol=1e-9, atol=1e-12)
+
+
+# =============================================================================
+# consume=True: the trainer lets the update overwrite its own gradient arrays
+# =============================================================================
+
+
+@pytest.mark.parametrize("kind", ["sgd", "adam"])
+def test_consuming_gradients_gives_the_same_update(kind):
+    grads = make_grads(3)
+    a, b = make_params(), make_params()
+    opt_a, opt_b = make_optimizer({"type": kind, "lr": 0.1}), make_optimizer({"type": kind, "lr": 0.1})
+    for g in grads:
+        kept = {n: v.copy() for n, v in g.items()}
+        opt_a.step(a, g)
+        np.testing.assert_array_equal(g["W"], kept["W"])  # without consume: grads untouched
+        opt_b.step(b, {n: v.copy() for n, v in g.items()}, consume=True)
+    for name in a:
+        np.testing.assert_array_equal(a[name], b[name])
+
+
+def test_consume_leaves_shared_and_viewed_gradients_alone():
+    """A gradient array that two entries share, or that another entry views, is not
+    overwritten: each param gets the update of the gradient as it was."""
+    shared = np.ones(4)
+    base = np.arange(4.0)
+    grads = {"a": shared, "b": shared, "c": base, "d": base[:2]}
+    params = {name: np.zeros(g.shape) for name, g in grads.items()}
+    make_optimizer({"type": "sgd", "lr": 0.5}).step(params, grads, consume=True)
+    np.testing.assert_array_equal(params["a"], -0.5 * np.ones(4))
+    np.testing.assert_array_equal(params["b"], -0.5 * np.ones(4))
+    np.testing.assert_array_equal(params["c"], -0.5 * np.arange(4.0))
+    np.testing.assert_array_equal(params["d"], -0.5 * np.arange(2.0))
+    np.testing.assert_array_equal(shared, np.ones(4))
+    np.testing.assert_array_equal(base, np.arange(4.0))

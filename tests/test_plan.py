@@ -34,6 +34,10 @@ def feeds_for(graph, seed=0):
     rng = np.random.default_rng(seed)
     if graph.name == "cnn":
         return {"x": rng.standard_normal((3, 2, 8, 8)), "y": rng.integers(0, 5, 3)}
+    if graph.name == "cnn2":  # blank areas and small integers, as in MNIST: pools see ties
+        x = rng.integers(0, 3, (3, 2, 8, 8)).astype(float)
+        x[:, :, :4] = 0
+        return {"x": x, "y": rng.integers(0, 5, 3)}
     if "y" in graph.inputs:
         return {"x": rng.standard_normal((6, 8)), "y": rng.integers(0, 5, 6)}
     return {"x": np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float),
@@ -49,12 +53,17 @@ CASES = {
                             ["fc1.matmul+fc1.add+act", "fc2.matmul+fc2.add", "lsm+nll"]),
     "cnn": (lambda: load_graph(cnn()),
             ["c1.conv2d+r1+p1", "c2.conv2d", "r2", "p2", "fl", "fc.matmul+fc.add", "ce"]),
+    "cnn_fused_twice_with_ties": (
+        lambda: load_graph(cnn(second_pool={"kernel": 2}, name="cnn2")),
+        ["c1.conv2d+r1+p1", "c2.conv2d+r2+p2", "fl", "fc.matmul+fc.add", "ce"]),
 }
 
 
-def cnn():
-    """conv-relu-pool that fuses, then one whose overlapping pool (kernel 3, stride 1) does not."""
-    return {"minigraph": 1, "name": "cnn",
+def cnn(second_pool=None, name="cnn"):
+    """conv-relu-pool that fuses, then one whose overlapping pool (kernel 3, stride 1) does not
+    (or does, with ``second_pool={"kernel": 2}``: then the second fused conv reads the first
+    one's channels-last output)."""
+    return {"minigraph": 1, "name": name,
             "inputs": {"x": {"shape": ["batch", 2, 8, 8]},
                        "y": {"shape": ["batch"], "dtype": "int64"}},
             "nodes": [
@@ -67,7 +76,7 @@ def cnn():
                  "attrs": {"filters": 4, "kernel": 3, "padding": 1}},
                 {"name": "r2", "op": "relu", "inputs": ["z2"], "outputs": ["a2"]},
                 {"name": "p2", "op": "maxpool2d", "inputs": ["a2"], "outputs": ["q2"],
-                 "attrs": {"kernel": 3, "stride": 1}},
+                 "attrs": second_pool or {"kernel": 3, "stride": 1}},
                 {"name": "fl", "op": "flatten", "inputs": ["q2"], "outputs": ["v"]},
                 {"name": "fc", "op": "linear", "inputs": ["v"], "outputs": ["z"],
                  "attrs": {"units": 5}},

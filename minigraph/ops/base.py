@@ -17,12 +17,12 @@ with the one shared :func:`unbroadcast`.
 """
 from __future__ import annotations
 
-import sys
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from ..backend import get_array_module
 from ..errors import did_you_mean, known
+from ..workspace import Workspace  # noqa: F401  (ops and plans share it)
 
 REQUIRED = object()  # marker: an attribute without default must be given
 
@@ -77,40 +77,6 @@ class Attr:
 
 
 # ==== the op base class ===========================================================================
-
-class Workspace:
-    """Arrays reused from one step to the next: a training plan's buffers.
-
-    ``empty(xp, shape, dtype)`` hands out an array that nothing refers to any more -- one an
-    earlier step filled and then let go of -- or allocates a new one and keeps it for later.
-    Whether an array is still in use is read from its reference count (views and saved
-    arrays refer to it too), so a buffer anybody still holds is never handed out twice.
-    Reusing memory saves the allocator's page faults on the large images of a CNN.
-    """
-
-    def __init__(self):
-        self.buffers: dict = {}  # (shape, dtype, module) -> arrays of that kind
-        probe = [object()]  # the reference count of an object only the list holds
-        self.free_refs = next(n for n in range(1, 8) if self._first_free(probe, n) is not None)
-
-    @staticmethod
-    def _first_free(arrays, free_refs):
-        for array in arrays:
-            if sys.getrefcount(array) == free_refs:
-                return array
-        return None
-
-    def empty(self, xp, shape, dtype):
-        arrays = self.buffers.setdefault((tuple(shape), dtype, xp), [])
-        array = self._first_free(arrays, self.free_refs)
-        if array is None:
-            array = xp.empty(shape, dtype=dtype)
-            arrays.append(array)
-        return array
-
-    def nbytes(self) -> int:
-        return sum(a.nbytes for arrays in self.buffers.values() for a in arrays)
-
 
 class Context:
     """Per-node scratch space between forward and backward.

@@ -28,23 +28,34 @@ from .loss import CrossEntropy
 
 
 class LinearFused(Op):
-    """y = x W + b for x (N, in), W (in, out), b (out,)."""
+    """y = x W + b for x (N, in), W (in, out), b (out,).
+
+    Results go into ``ctx.empty`` arrays: a training plan reuses the same buffers each step.
+    """
 
     name = "linear(fused)"
     inputs = ("x", "W", "b")
 
     def forward(self, ctx, x, w, b):
         ctx.saved = (x, w)
-        y = x @ w
+        return self.affine(ctx, x, w, b)
+
+    @staticmethod
+    def affine(ctx, x, w, b):
+        xp = get_array_module(x)
+        y = xp.matmul(x, w, out=ctx.empty(xp, (x.shape[0], w.shape[1]), x.dtype))
         y += b
         return y
 
     def backward(self, ctx, gy):
         x, w = ctx.saved
+        xp = get_array_module(gy)
         need_x, need_w, need_b = ctx.needs_input_grad
-        return (gy @ w.T if need_x else None,
-                x.T @ gy if need_w else None,
-                gy.sum(axis=0) if need_b else None)
+        dx = xp.matmul(gy, w.T, out=ctx.empty(xp, x.shape, gy.dtype)) if need_x else None
+        # param gradients are fresh arrays: the optimizer may then update with them in place
+        dw = x.T @ gy if need_w else None
+        db = gy.sum(axis=0) if need_b else None
+        return dx, dw, db
 
 
 class LinearReLU(LinearFused):
@@ -54,8 +65,7 @@ class LinearReLU(LinearFused):
 
     def forward(self, ctx, x, w, b):
         xp = get_array_module(x)
-        y = x @ w
-        y += b
+        y = self.affine(ctx, x, w, b)
         xp.maximum(y, 0, out=y)
         ctx.saved = (x, w, y)
         return y
@@ -63,7 +73,9 @@ class LinearReLU(LinearFused):
     def backward(self, ctx, gy):
         x, w, y = ctx.saved
         ctx.saved = (x, w)
-        return super().backward(ctx, gy * (y > 0))  # relu' from the output: y > 0 iff z > 0
+        xp = get_array_module(gy)
+        dz = xp.greater(y, 0, out=ctx.empty(xp, y.shape, bool))  # relu' from y: y > 0 iff z > 0
+        return super().backward(ctx, xp.multiply(gy, dz, out=ctx.empty(xp, y.shape, gy.dtype)))
 
 
 class ConvReLUPool(Op):
