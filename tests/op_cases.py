@@ -300,6 +300,17 @@ CASES: dict[str, list[Case]] = {
              lambda x, w, b: ref_conv2d(x, w, b, stride=2, padding=1),
              {"stride": 2, "padding": 1}, id="rect-kernel-bias"),
         Case((randn(1, 3, 4, 4), randn(2, 3, 1, 1)), ref_conv2d, id="1x1"),
+        # col2im's cases: the centre offset covering the image, and offsets landing partly
+        # or wholly in the padding
+        Case((randn(2, 2, 5, 4), randn(3, 2, 3, 3), randn(3)),
+             lambda x, w, b: ref_conv2d(x, w, b, padding=1), {"padding": 1}, id="same-3x3"),
+        Case((randn(1, 2, 6, 5), randn(2, 2, 5, 5)),
+             lambda x, w: ref_conv2d(x, w, padding=2), {"padding": 2}, id="same-5x5"),
+        Case((randn(1, 2, 3, 4), randn(2, 2, 1, 1)),
+             lambda x, w: ref_conv2d(x, w, padding=1), {"padding": 1}, id="1x1-pad1"),
+        Case((randn(1, 2, 7, 7), randn(2, 2, 2, 2)),
+             lambda x, w: ref_conv2d(x, w, stride=3, padding=1), {"stride": 3, "padding": 1},
+             id="2x2-stride3-pad1"),
     ],
     "maxpool2d": [
         Case((x_pool,), lambda x: ref_pool(x, 2), {"kernel": 2}, id="k2"),

@@ -81,23 +81,43 @@ def col2im(ctx, g, wmat, image_shape, stride, padding):
     """dL/dx (N, H, W, C) of ``y = im2col(x) @ wmat`` from g = dL/dy (N*OH*OW, O).
 
     ``wmat`` is the weight as (kh, kw, C, O).  For each window offset (i, j), ``g @ w[i, j].T``
-    is the gradient of the pixels at (r*stride + i, s*stride + j): one (N*OH*OW, C) product
-    added onto that strided slice of the padded image.
+    is the gradient of the pixels at (r*stride + i - padding, s*stride + j - padding): one
+    (N*OH*OW, C) product added onto that strided slice of the image (rows and columns that
+    land in the padding are left out).  When stride is 1 and the output is as large as the
+    image, the centre offset lands on every pixel once: its product is written straight
+    into dx, which saves zeroing it.
     """
     xp = get_array_module(g)
     kh, kw, c, _ = wmat.shape
     n, h, w, _ = image_shape
     p = padding
     oh, ow = (h + 2 * p - kh) // stride + 1, (w + 2 * p - kw) // stride + 1
-    dx = ctx.empty(xp, (n, h + 2 * p, w + 2 * p, c), g.dtype)
-    dx[...] = 0
+    dx = ctx.empty(xp, (n, h, w, c), g.dtype)
+    centre = (p, p) if stride == 1 and (oh, ow) == (h, w) else None
+    if centre:
+        xp.matmul(g, wmat[centre].T, out=dx.reshape(n * h * w, c))
+    else:
+        dx[...] = 0
     part = ctx.empty(xp, (n * oh * ow, c), g.dtype)
+    image = part.reshape(n, oh, ow, c)
     for i in range(kh):
+        r0, r1, y0 = _landing(i, stride, oh, p, h)
         for j in range(kw):
+            s0, s1, x0 = _landing(j, stride, ow, p, w)
+            if (i, j) == centre or r0 >= r1 or s0 >= s1:
+                continue
             xp.matmul(g, wmat[i, j].T, out=part)
-            dx[:, i:i + stride * (oh - 1) + 1:stride, j:j + stride * (ow - 1) + 1:stride] += \
-                part.reshape(n, oh, ow, c)
-    return dx[:, p:p + h, p:p + w] if p else dx
+            dx[:, y0:y0 + stride * (r1 - r0 - 1) + 1:stride,
+               x0:x0 + stride * (s1 - s0 - 1) + 1:stride] += image[:, r0:r1, s0:s1]
+    return dx
+
+
+def _landing(i, stride, out_size, padding, size):
+    """Output positions r in [r0, r1) whose window element i lands on the image, not the
+    padding (pixel r*stride + i - padding in [0, size)), and the pixel of r0."""
+    r0 = max(0, -((i - padding) // stride))                   # ceil((padding - i) / stride)
+    r1 = min(out_size, (size - 1 + padding - i) // stride + 1)
+    return r0, r1, r0 * stride + i - padding
 
 
 def is_channels_last(x):
@@ -326,18 +346,27 @@ class MaxPool2D(Pool2D):
                 view += hit * share
         return (unpad(g, self.padding),)
 
-    def backward_tiles(self, ctx, x, y, gy):
-        """dL/dx from x, the output y and its gradient gy, when the windows tile x."""
+    def backward_tiles(self, ctx, x, y, gy, out=None):
+        """dL/dx from x, the output y and its gradient gy, when the windows tile x.
+
+        ``out=x`` writes the gradient over x itself (x is read before it is overwritten),
+        for callers that own x: the fused conv+relu+pool does, saving a buffer.
+        """
         xp = get_array_module(gy)
         tiles = self.tiles(x)
         n, c, oh, k, ow, _ = tiles.shape
         hit = self.tiles(empty_image(ctx, xp, x, x.shape, bool))
         xp.equal(tiles, y[:, :, :, None, :, None], out=hit)
-        counts = hit.view(xp.uint8)  # how many elements hit each window's max, summed as bytes
-        per_offset = [counts[:, :, :, i, :, j] for i in range(k) for j in range(k)]
-        ties = sum(per_offset[1:], start=per_offset[0]) if k < 16 else hit.sum(axis=(3, 5))
+        # how many elements hit each window's max: summed as bytes over i, then over j
+        counts = hit.view(xp.uint8) if k < 16 else hit.astype(xp.int32)  # k * k < 256
+        rows = counts[:, :, :, 0]
+        for i in range(1, k):
+            rows = rows + counts[:, :, :, i]
+        ties = rows[..., 0]
+        for j in range(1, k):
+            ties = ties + rows[..., j]
         share = gy / ties
-        g = empty_image(ctx, xp, x, x.shape, gy.dtype)
+        g = empty_image(ctx, xp, x, x.shape, gy.dtype) if out is None else out
         xp.multiply(hit, share[:, :, :, None, :, None], out=self.tiles(g))  # a view of g
         return g
 

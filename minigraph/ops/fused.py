@@ -112,9 +112,10 @@ class ConvReLUPool(Op):
         dm = ctx.empty(xp, y.shape, y.dtype)
         xp.multiply(channels_last(gy), y > 0, out=dm)
         db = dm.sum(axis=(0, 1, 2)) if need_b else None
-        (dz,) = self.pool.backward(pool_ctx, channels_first(dm))
+        z, m = pool_ctx.saved  # the conv's output (ours alone) and the pooled maxima
         pool_ctx.saved = None
-        del dm, y
+        dz = self.pool.backward_tiles(pool_ctx, z, m, channels_first(dm), out=z)  # over z
+        del dm, y, m
         dx, dw = self.conv.backward_nhwc(conv_ctx, channels_last(dz))
         return dx, dw, db
 
