@@ -16,7 +16,8 @@ from .backend import Backend, select, to_numpy
 from .errors import DataError, did_you_mean, known
 from .graph import Graph
 from .init import initialize
-from .ops.base import Context, Workspace, fmt_shape
+from .ops.base import Context, fmt_shape
+from .workspace import Workspace
 
 FLOAT_DTYPES = ("float32", "float64")
 

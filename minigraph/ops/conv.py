@@ -29,7 +29,7 @@ mean, like PyTorch's default).  Backward adds each offset's gradient slab back.
 from __future__ import annotations
 
 from .base import Attr, AttrError, Op, ShapeError, fmt_shape, get_array_module, register
-from .base import same_dim
+from .base import same_dim, sum_leading
 
 
 # ==== helpers =====================================================================================
@@ -222,7 +222,7 @@ class Conv2D(Op):
         dx, dw = self.backward_nhwc(ctx, g)
         if len(ctx.needs_input_grad) < 3:  # no bias
             return dx, dw
-        return dx, dw, g.sum(axis=(0, 1, 2)) if ctx.needs_input_grad[2] else None
+        return dx, dw, sum_leading(g, 3) if ctx.needs_input_grad[2] else None
 
     # The work, channels-last; the fused conv+relu+pool of training plans calls these too.
 

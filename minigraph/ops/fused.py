@@ -22,7 +22,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .base import Op, get_array_module
+from .base import Op, get_array_module, sum_leading
 from .conv import channels_first, channels_last
 from .loss import CrossEntropy
 
@@ -54,7 +54,7 @@ class LinearFused(Op):
         dx = xp.matmul(gy, w.T, out=ctx.empty(xp, x.shape, gy.dtype)) if need_x else None
         # param gradients are fresh arrays: the optimizer may then update with them in place
         dw = x.T @ gy if need_w else None
-        db = gy.sum(axis=0) if need_b else None
+        db = sum_leading(gy, 1) if need_b else None
         return dx, dw, db
 
 
@@ -111,7 +111,7 @@ class ConvReLUPool(Op):
         need_x, need_w, need_b = ctx.needs_input_grad
         dm = ctx.empty(xp, y.shape, y.dtype)
         xp.multiply(channels_last(gy), y > 0, out=dm)
-        db = dm.sum(axis=(0, 1, 2)) if need_b else None
+        db = sum_leading(dm, 3) if need_b else None
         z, m = pool_ctx.saved  # the conv's output (ours alone) and the pooled maxima
         pool_ctx.saved = None
         dz = self.pool.backward_tiles(pool_ctx, z, m, channels_first(dm), out=z)  # over z
