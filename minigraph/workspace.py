@@ -10,6 +10,8 @@ from __future__ import annotations
 import math
 import sys
 
+import numpy  # dtype sizes only: the arrays come from xp (NumPy or CuPy)
+
 
 def _count(container, key) -> int:
     return sys.getrefcount(container[key])
@@ -44,7 +46,7 @@ class Workspace:
         self.buffers: dict = {}  # (shape, dtype, module) -> arrays of that kind
 
     def empty(self, xp, shape, dtype):
-        if math.prod(shape) * xp.dtype(dtype).itemsize < self.min_bytes:
+        if math.prod(shape) * numpy.dtype(dtype).itemsize < self.min_bytes:
             return xp.empty(shape, dtype=dtype)
         arrays = self.buffers.setdefault((tuple(shape), dtype, xp), [])
         for i in range(len(arrays)):

@@ -17,6 +17,7 @@ with the one shared :func:`unbroadcast`.
 """
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -213,8 +214,14 @@ def sum_leading(g, axes: int):
     rows = math.prod(g.shape[:axes])
     if rows < 2 or not g.flags.c_contiguous or g.dtype.kind != "f":
         return g.sum(axis=tuple(range(axes)))
-    xp = get_array_module(g)
-    return (xp.ones(rows, dtype=g.dtype) @ g.reshape(rows, -1)).reshape(g.shape[axes:])
+    total = _ones(get_array_module(g), rows, g.dtype) @ g.reshape(rows, -1)
+    return total if g.ndim == axes + 1 else total.reshape(g.shape[axes:])
+
+
+@functools.lru_cache(maxsize=32)
+def _ones(xp, n, dtype):
+    """A vector of n ones (kept: a training step asks for the same ones every time)."""
+    return xp.ones(n, dtype=dtype)
 
 
 def same_dim(a, b) -> bool:

@@ -28,34 +28,23 @@ from .loss import CrossEntropy
 
 
 class LinearFused(Op):
-    """y = x W + b for x (N, in), W (in, out), b (out,).
-
-    Results go into ``ctx.empty`` arrays: a training plan reuses the same buffers each step.
-    """
+    """y = x W + b for x (N, in), W (in, out), b (out,)."""
 
     name = "linear(fused)"
     inputs = ("x", "W", "b")
 
     def forward(self, ctx, x, w, b):
         ctx.saved = (x, w)
-        return self.affine(ctx, x, w, b)
-
-    @staticmethod
-    def affine(ctx, x, w, b):
-        xp = get_array_module(x)
-        y = xp.matmul(x, w, out=ctx.empty(xp, (x.shape[0], w.shape[1]), x.dtype))
+        y = x @ w
         y += b
         return y
 
     def backward(self, ctx, gy):
         x, w = ctx.saved
-        xp = get_array_module(gy)
         need_x, need_w, need_b = ctx.needs_input_grad
-        dx = xp.matmul(gy, w.T, out=ctx.empty(xp, x.shape, gy.dtype)) if need_x else None
-        # param gradients are fresh arrays: the optimizer may then update with them in place
-        dw = x.T @ gy if need_w else None
-        db = sum_leading(gy, 1) if need_b else None
-        return dx, dw, db
+        return (gy @ w.T if need_x else None,
+                x.T @ gy if need_w else None,
+                sum_leading(gy, 1) if need_b else None)
 
 
 class LinearReLU(LinearFused):
@@ -64,18 +53,16 @@ class LinearReLU(LinearFused):
     name = "linear+relu(fused)"
 
     def forward(self, ctx, x, w, b):
-        xp = get_array_module(x)
-        y = self.affine(ctx, x, w, b)
-        xp.maximum(y, 0, out=y)
+        y = x @ w
+        y += b
+        get_array_module(y).maximum(y, 0, out=y)
         ctx.saved = (x, w, y)
         return y
 
     def backward(self, ctx, gy):
         x, w, y = ctx.saved
         ctx.saved = (x, w)
-        xp = get_array_module(gy)
-        dz = xp.greater(y, 0, out=ctx.empty(xp, y.shape, bool))  # relu' from y: y > 0 iff z > 0
-        return super().backward(ctx, xp.multiply(gy, dz, out=ctx.empty(xp, y.shape, gy.dtype)))
+        return super().backward(ctx, gy * (y > 0))  # relu' from the output: y > 0 iff z > 0
 
 
 class ConvReLUPool(Op):

@@ -256,3 +256,14 @@ class CrossEntropy(ClassLoss):
     def log_probs_grad(self, logp, g):
         xp = get_array_module(logp)
         return g - xp.exp(logp) * g.sum(axis=-1, keepdims=True)
+
+    def backward(self, ctx, gy):
+        logp, labels, index, scale = ctx.saved
+        if index is None or not (ctx.needs_input_grad or (True,))[0]:
+            return super().backward(ctx, gy)
+        # class indices: dL/dlogits = (softmax - one_hot) * k, built in place in one array
+        xp = get_array_module(logp)
+        probs = xp.exp(logp).reshape(index.size, logp.shape[-1])
+        probs[xp.arange(index.size), index] -= 1
+        probs *= gy * scale
+        return probs.reshape(logp.shape), None
