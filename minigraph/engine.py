@@ -223,14 +223,14 @@ class Executor:
         values.update(self.constants)
         values.update(params)
         ctxs = {}
+        workspace, read = self.workspace, values.__getitem__
         for step in self.steps:
-            ctx = Context(training, rng, step.needs, self.workspace)
-            y = step.op.forward(ctx, *[values[t] for t in step.inputs])
+            ctx = ctxs[step.name] = Context(training, rng, step.needs, workspace)
+            y = step.op.forward(ctx, *map(read, step.inputs))
             if len(step.outputs) == 1:
                 values[step.outputs[0]] = y
             else:
                 values.update(zip(step.outputs, y))
-            ctxs[step.name] = ctx
             if not keep_values:
                 for t in step.free:
                     del values[t]
@@ -245,7 +245,8 @@ class Executor:
         loss = loss or self.graph.loss
         if loss is None:
             raise DataError("the model has no 'loss', so there is nothing to differentiate")
-        grads = {loss: self.xp.ones_like(run.values[loss])}
+        seed = run.values[loss]
+        grads = {loss: self.xp.ones(seed.shape, dtype=seed.dtype)}
         wanted, ctxs = self.wanted, run.ctxs
         for step in self.backward_steps:
             out = step.outputs[-1]

@@ -38,6 +38,57 @@ _error = config_error
 
 
 # =============================================================================
+# Parameters stored in one flat array
+# =============================================================================
+
+
+class PackedParams(dict):
+    """A name -> array dict whose arrays are views of one flat array, ``self.flat``.
+
+    Every update rule here is elementwise, so an optimizer can update all of them at once
+    on the flat array: two NumPy calls for SGD instead of two per parameter (what PyTorch's
+    "foreach" optimizers do).  The dict behaves as any other; writing *into* a parameter
+    (``params["W"][...] = w``) keeps the packing, replacing an entry ends it (``intact``).
+    """
+
+    def __init__(self, params: dict):
+        arrays = list(params.values())
+        xp = get_array_module(*arrays)
+        dtype = arrays[0].dtype if arrays else numpy.float32
+        self.flat = xp.empty(sum(a.size for a in arrays), dtype=dtype)
+        views, start = {}, 0
+        for name, array in params.items():
+            views[name] = self.flat[start:start + array.size].reshape(array.shape)
+            views[name][...] = array
+            start += array.size
+        super().__init__(views)
+        self._ids = tuple(map(id, self.values()))
+
+    @staticmethod
+    def can_pack(params: dict) -> bool:
+        """Whether all params share one dtype and one backend."""
+        arrays = list(params.values())
+        return bool(arrays) and len({(a.dtype, type(a)) for a in arrays}) == 1
+
+    def intact(self) -> bool:
+        """Whether every entry is still the view it was packed as."""
+        return tuple(map(id, self.values())) == self._ids
+
+    def views_of(self, flat) -> list:
+        """(name, view) of another array laid out like ``self.flat`` (its gradient, a slot)."""
+        views, start = [], 0
+        for name, param in self.items():
+            views.append((name, flat[start:start + param.size].reshape(param.shape)))
+            start += param.size
+        return views
+
+
+def pack_params(params: dict) -> dict:
+    """``params`` as a :class:`PackedParams` when they can share one flat array, else as is."""
+    return PackedParams(params) if PackedParams.can_pack(params) else params
+
+
+# =============================================================================
 # Base class: owns the loop, the options and the saved state
 # =============================================================================
 
@@ -66,6 +117,7 @@ class Optimizer:
         self.state: dict[str, dict] = {}
         self._loaded = False  # state came from load_state_dict and may sit on the host
         self._grad_is_private = False  # see step() and scaled_grad()
+        self._flat = None  # the flat update's buffers and state, see _step_flat()
 
     # -- options ---------------------------------------------------------------------------
 
@@ -131,21 +183,80 @@ class Optimizer:
         self.t += 1
         if self._loaded:
             self._move_state(params)
+        if isinstance(params, PackedParams) and params.intact() \
+                and all(grads.get(name) is not None for name in params):
+            if self._step_flat(params, grads):
+                return
+        self._flat = None  # per-parameter updates: the flat state is rebuilt when next used
+        states, decay = self.state, self.weight_decay
         for name, param in params.items():
             if grads.get(name) is None:
                 continue  # no gradient this step (for example a frozen parameter)
-            private = consume and grads[name].base is None and held_only_by(grads, name)
+            private = consume and held_only_by(grads, name) and grads[name].base is None
             grad = grads[name]
             if grad.dtype != param.dtype:
                 grad, private = grad.astype(param.dtype), True
-            if self.weight_decay != 0:
-                grad, private = grad + self.weight_decay * param, True
+            if decay != 0:
+                grad, private = grad + decay * param, True
             self._grad_is_private = private
-            state = self.state.get(name)
+            state = states.get(name)
             if state is None:
-                state = self.state[name] = {}
+                state = states[name] = {}
             state["step"] = state.get("step", 0) + 1  # t, counted per parameter as in PyTorch
             self.update_one(name, param, grad, state)
+
+    def _step_flat(self, params: PackedParams, grads: dict) -> bool:
+        """One ``update_one`` on the flat array of packed params; False if it cannot be used.
+
+        The gradients are copied into one flat buffer (casting if needed); the state lives in
+        flat arrays too, and each parameter's ``self.state[name]`` holds views of them, so
+        ``state_dict`` and checkpoints are the same as with per-parameter updates.
+        """
+        flat = self._flat
+        if flat is None or flat["params"] is not params.flat:
+            state = self._flatten_state(params)
+            if state is None:
+                return False
+            grad = params.flat.copy()
+            flat = self._flat = {"params": params.flat, "grad": grad, "state": state,
+                                 "grad_views": params.views_of(grad), "slot_views": {}}
+        for name, view in flat["grad_views"]:
+            view[...] = grads[name]
+        grad, state = flat["grad"], flat["state"]
+        if self.weight_decay != 0:
+            grad += self.weight_decay * params.flat
+        state["step"] = state.get("step", 0) + 1
+        self._grad_is_private = True  # our own buffer, refilled every step
+        self.update_one("*", params.flat, grad, state)
+        slot_views = flat["slot_views"]
+        for slot, value in state.items():  # keep per-parameter views of every slot
+            if slot in self.scalar_slots:
+                for name in params:
+                    self.state.setdefault(name, {})[slot] = value
+            elif slot_views.get(slot, (None,))[0] is not value:  # new (or rebound) flat array
+                slot_views[slot] = (value, params.views_of(value))
+                for name, view in slot_views[slot][1]:
+                    self.state.setdefault(name, {})[slot] = view
+        return True
+
+    def _flatten_state(self, params: PackedParams):
+        """The per-parameter state as one flat state (arrays concatenated), or None when the
+        parameters' states differ in their slots or step counts (then: per-parameter)."""
+        states = [self.state.get(name, {}) for name in params]
+        slots = set(states[0])
+        if any(set(state) != slots for state in states):
+            return None
+        flat = {}
+        xp = get_array_module(params.flat)
+        for slot in slots:
+            if slot in self.scalar_slots:
+                if any(state[slot] != states[0][slot] for state in states):
+                    return None
+                flat[slot] = states[0][slot]
+            else:
+                flat[slot] = xp.concatenate([xp.asarray(state[slot]).reshape(-1)
+                                             for state in states]).astype(params.flat.dtype)
+        return flat
 
     def _move_state(self, params: dict) -> None:
         """Put loaded state (NumPy arrays) on each parameter's device, once after a load."""
@@ -194,6 +305,7 @@ class Optimizer:
         self.t = int(numpy.asarray(flat["t"])) if "t" in flat else 0
         self.state = state
         self._loaded = True
+        self._flat = None
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.defaults)

@@ -21,7 +21,7 @@ from .errors import DataError, MinigraphError, ModelError, RunError, did_you_mea
 from .graph import Graph
 from .metrics import METRICS, check_metrics
 from .model import load_graph, load_splits
-from .optim import make_optimizer
+from .optim import make_optimizer, pack_params
 from .schedules import make_schedule
 
 TRAIN_KEYS = ("epochs", "batch_size", "shuffle", "seed", "optimizer", "schedule", "metrics",
@@ -156,7 +156,7 @@ class History:
 
 def scalar(value) -> float:
     """A one-element array (shape () or (1,), on any backend) as a Python float."""
-    return float(value.reshape(()))
+    return float(value if value.ndim == 0 else value.reshape(()))
 
 
 def _targets_of(graph: Graph) -> list:
@@ -207,7 +207,8 @@ class Trainer:
         self.config = config
         self.backend = select(backend or config.backend)
         self.executor = Executor(graph, self.backend, fuse=True)
-        self.params = init_params(graph, config.seed, self.backend)
+        # one flat array behind all params: the optimizer updates them in one go
+        self.params = pack_params(init_params(graph, config.seed, self.backend))
         try:
             self.optimizer = make_optimizer(config.optimizer)
         except ModelError as exc:
@@ -237,7 +238,7 @@ class Trainer:
             if tuple(value.shape) != tuple(self.params[name].shape):
                 raise DataError(f"checkpoint param '{name}' has shape {tuple(value.shape)}, "
                                 f"the model's is {tuple(self.params[name].shape)}")
-            self.params[name] = self.backend.asarray(value, dtype=self.executor.dtype)
+            self.params[name][...] = self.backend.asarray(value, dtype=self.executor.dtype)
         if ckpt.optimizer:
             self.optimizer.load_state_dict({k: self.backend.asarray(v)
                                             for k, v in ckpt.optimizer.items()})

@@ -12,10 +12,10 @@ from minigraph.model import load_graph
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def mlp(loss="cross_entropy"):
+def mlp(loss="cross_entropy", activation="relu"):
     nodes = [
         {"name": "fc1", "op": "linear", "inputs": ["x"], "outputs": ["h1"], "attrs": {"units": 16}},
-        {"name": "act", "op": "relu", "inputs": ["h1"], "outputs": ["a1"]},
+        {"name": "act", "op": activation, "inputs": ["h1"], "outputs": ["a1"]},
         {"name": "fc2", "op": "linear", "inputs": ["a1"], "outputs": ["z"], "attrs": {"units": 5}},
     ]
     if loss == "cross_entropy":
@@ -46,9 +46,13 @@ def feeds_for(graph, seed=0):
 
 CASES = {
     "xor": (lambda: load_graph(ROOT / "models" / "xor.yaml"),
-            ["fc1+bias1", "act1", "fc2+bias2", "act2+loss"]),
+            ["fc1+bias1+act1", "fc2+bias2", "act2+loss"]),
     "mlp_cross_entropy": (lambda: load_graph(mlp()),
                           ["fc1.matmul+fc1.add+act", "fc2.matmul+fc2.add", "ce"]),
+    "mlp_tanh": (lambda: load_graph(mlp(activation="tanh")),
+                 ["fc1.matmul+fc1.add+act", "fc2.matmul+fc2.add", "ce"]),
+    "mlp_sigmoid": (lambda: load_graph(mlp(activation="sigmoid")),
+                    ["fc1.matmul+fc1.add+act", "fc2.matmul+fc2.add", "ce"]),
     "mlp_log_softmax_nll": (lambda: load_graph(mlp("nll")),
                             ["fc1.matmul+fc1.add+act", "fc2.matmul+fc2.add", "lsm+nll"]),
     "cnn": (lambda: load_graph(cnn()),

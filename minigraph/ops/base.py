@@ -207,15 +207,15 @@ def unbroadcast(g, shape):
 def sum_leading(g, axes: int):
     """``g`` summed over its first ``axes`` axes (a bias gradient: over batch and pixels).
 
-    When g is contiguous this is one matrix-vector product, ``ones @ g`` with g seen as
-    (rows, rest): BLAS runs it several times faster than ``sum`` runs a tall array with a
-    short last axis.
+    When g is large and contiguous this is one matrix-vector product, ``ones @ g`` with g
+    seen as (rows, rest): BLAS runs it several times faster than ``sum`` runs a tall array
+    with a short last axis.  (Small ones: ``sum``, which has less to set up.)
     """
-    rows = math.prod(g.shape[:axes])
-    if rows < 2 or not g.flags.c_contiguous or g.dtype.kind != "f":
-        return g.sum(axis=tuple(range(axes)))
-    total = _ones(get_array_module(g), rows, g.dtype) @ g.reshape(rows, -1)
-    return total if g.ndim == axes + 1 else total.reshape(g.shape[axes:])
+    if g.size >= 1024 and g.dtype.kind == "f" and g.flags.c_contiguous:
+        rows = math.prod(g.shape[:axes])
+        total = _ones(get_array_module(g), rows, g.dtype) @ g.reshape(rows, -1)
+        return total if g.ndim == axes + 1 else total.reshape(g.shape[axes:])
+    return g.sum(axis=0) if axes == 1 else g.sum(axis=tuple(range(axes)))
 
 
 @functools.lru_cache(maxsize=32)

@@ -11,7 +11,8 @@ per-op rules stay the source of truth; tests check each fusion against the unfus
 |                              |                | ReLU on 4x fewer values: relu(pool(z) + b) =  |
 |                              |                | pool(relu(z + b)), as b is constant per       |
 |                              |                | channel and relu and max commute (monotone)   |
-| matmul -> add -> relu        | LinearReLU     | bias and ReLU in place on the product         |
+| matmul -> add -> relu,       | LinearAct      | bias and activation in place on the product;  |
+| sigmoid or tanh              |                | backward reads the derivative from y          |
 | matmul -> add (bias)         | LinearFused    | adds the bias in place; db = column sums, no  |
 |                              |                | unbroadcast; one op call instead of two       |
 | sigmoid -> bce               | SigmoidBCE     | dL/dz = (y - t) / N: no division by y (1 - y) |
@@ -23,6 +24,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from .base import Op, get_array_module, sum_leading
+from .activation import stable_sigmoid
 from .conv import channels_first, channels_last
 from .loss import CrossEntropy
 
@@ -47,22 +49,40 @@ class LinearFused(Op):
                 sum_leading(gy, 1) if need_b else None)
 
 
-class LinearReLU(LinearFused):
-    """y = relu(x W + b): the bias and the ReLU applied in place on the product."""
+def _relu_in_place(z):
+    return get_array_module(z).maximum(z, 0, out=z)
 
-    name = "linear+relu(fused)"
+
+def _tanh_in_place(z):
+    return get_array_module(z).tanh(z, out=z)
+
+
+# activation -> (y from z, in z's memory where it can be; dL/dz from y and dL/dy).  Each
+# derivative is read from the output, so z need not be kept.
+ACTIVATIONS = {
+    "relu": (_relu_in_place, lambda y, gy: gy * (y > 0)),  # y > 0 exactly where z > 0
+    "sigmoid": (stable_sigmoid, lambda y, gy: gy * y * (1 - y)),
+    "tanh": (_tanh_in_place, lambda y, gy: gy * (1 - y * y)),
+}
+
+
+class LinearAct(LinearFused):
+    """y = act(x W + b) for act in ``ACTIVATIONS``: the activation applied to the product
+    (in place for relu and tanh), and its derivative from y in backward."""
+
+    def __init__(self, activation):
+        self.name = f"linear+{activation}(fused)"
+        self.apply, self.derivative = ACTIVATIONS[activation]
 
     def forward(self, ctx, x, w, b):
-        y = x @ w
-        y += b
-        get_array_module(y).maximum(y, 0, out=y)
+        y = self.apply(LinearFused.forward(self, ctx, x, w, b))
         ctx.saved = (x, w, y)
         return y
 
     def backward(self, ctx, gy):
         x, w, y = ctx.saved
         ctx.saved = (x, w)
-        return super().backward(ctx, gy * (y > 0))  # relu' from the output: y > 0 iff z > 0
+        return super().backward(ctx, self.derivative(y, gy))
 
 
 class ConvReLUPool(Op):
@@ -167,6 +187,17 @@ def _bias_of(graph, nodes):
             and b_shape[0] == w_shape[1])
 
 
+def _bias_then_free_activation(graph, nodes):
+    """matmul -> add -> act, unless act's output goes straight into a loss that fuses with
+    act (sigmoid -> bce): that fusion is exact and worth more, so act is left to it."""
+    if not _bias_of(graph, nodes):
+        return False
+    act = nodes[2]
+    readers = [n for n in graph.nodes if act.outputs[0] in n.inputs]
+    return not (len(readers) == 1 and any(f.ops == (act.op_name, readers[0].op_name)
+                                          for f in FUSIONS))
+
+
 def _pool_after_conv(graph, nodes):
     """conv2d (with bias) -> relu -> maxpool2d whose windows tile the image exactly."""
     conv, _, pool = nodes
@@ -205,7 +236,8 @@ class Fusion:
 FUSIONS = (
     Fusion(("conv2d", "relu", "maxpool2d"), lambda n: ConvReLUPool(n[0].op, n[2].op), (2,),
            _pool_after_conv),
-    Fusion(("matmul", "add", "relu"), lambda n: LinearReLU(), (2,), _bias_of),
+    *(Fusion(("matmul", "add", act), lambda n: LinearAct(n[2].op_name), (2,),
+             _bias_then_free_activation) for act in ACTIVATIONS),
     Fusion(("matmul", "add"), lambda n: LinearFused(), (1,), _bias_of),
     Fusion(("sigmoid", "bce"), lambda n: SigmoidBCE(n[1].op.reduction), (0, 1)),
     Fusion(("log_softmax", "nll"), lambda n: LogSoftmaxNLL(n[1].op.reduction), (0, 1),
