@@ -22,7 +22,7 @@ from .workspace import Workspace
 FLOAT_DTYPES = ("float32", "float64")
 
 
-@dataclass
+@dataclass(slots=True)
 class Pass:
     """One forward (and maybe backward) pass: values and gradients by tensor name."""
 
@@ -41,7 +41,7 @@ def init_params(graph: Graph, seed: int = 0, backend: Backend | None = None,
             for name, p in graph.params.items()}
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Step:
     """One op call of the plan: which tensors it reads and writes, and what it may release.
 

@@ -104,6 +104,10 @@ class Optimizer:
     name = "optimizer"
     defaults: dict = {"lr": 0.01, "weight_decay": 0.0}
     scalar_slots: tuple = ("step",)  # state slots that are plain numbers, not arrays
+    # Packed params up to this many numbers are updated in one go (their gradients copied
+    # into one flat array first); larger ones per parameter, where copying would cost more
+    # than the per-parameter calls it saves.
+    flat_max_size = 1 << 16
 
     def __init__(self, lr=None, weight_decay=0.0, **options):
         self.check_names(options)
@@ -183,8 +187,8 @@ class Optimizer:
         self.t += 1
         if self._loaded:
             self._move_state(params)
-        if isinstance(params, PackedParams) and params.intact() \
-                and all(grads.get(name) is not None for name in params):
+        if isinstance(params, PackedParams) and params.flat.size <= self.flat_max_size \
+                and params.keys() <= grads.keys() and params.intact():
             if self._step_flat(params, grads):
                 return
         self._flat = None  # per-parameter updates: the flat state is rebuilt when next used
@@ -219,9 +223,13 @@ class Optimizer:
                 return False
             grad = params.flat.copy()
             flat = self._flat = {"params": params.flat, "grad": grad, "state": state,
-                                 "grad_views": params.views_of(grad), "slot_views": {}}
+                                 "grad_views": params.views_of(grad), "slot_views": {},
+                                 "states": [self.state.setdefault(name, {}) for name in params]}
         for name, view in flat["grad_views"]:
-            view[...] = grads[name]
+            g = grads[name]
+            if g is None:
+                return False
+            view[...] = g
         grad, state = flat["grad"], flat["state"]
         if self.weight_decay != 0:
             grad += self.weight_decay * params.flat
@@ -229,14 +237,14 @@ class Optimizer:
         self._grad_is_private = True  # our own buffer, refilled every step
         self.update_one("*", params.flat, grad, state)
         slot_views = flat["slot_views"]
-        for slot, value in state.items():  # keep per-parameter views of every slot
+        for slot, value in state.items():  # keep each parameter's state up to date
             if slot in self.scalar_slots:
-                for name in params:
-                    self.state.setdefault(name, {})[slot] = value
-            elif slot_views.get(slot, (None,))[0] is not value:  # new (or rebound) flat array
-                slot_views[slot] = (value, params.views_of(value))
-                for name, view in slot_views[slot][1]:
-                    self.state.setdefault(name, {})[slot] = view
+                for param_state in flat["states"]:
+                    param_state[slot] = value
+            elif slot_views.get(slot) is not value:  # a new (or rebound) flat array: views
+                slot_views[slot] = value
+                for param_state, (_, view) in zip(flat["states"], params.views_of(value)):
+                    param_state[slot] = view
         return True
 
     def _flatten_state(self, params: PackedParams):
