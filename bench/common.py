@@ -164,10 +164,12 @@ def measure(impls: dict, rounds: int, steps_per_round: int, warmup: int,
 
     ``impls`` maps a name to a factory (``() -> step``, ``step() -> loss``).  Every
     implementation is built, warmed up with ``warmup`` steps, then each of ``rounds`` rounds
-    runs ``steps_per_round`` steps of each implementation in turn (ABCABC...).  Each step is
+    runs ``steps_per_round`` steps of each implementation in turn, starting one further
+    each round (ABC BCA CAB ...).  Each step is
     timed on its own (``perf_counter``); the result per implementation holds the per-step
     ``median``, ``min``, ``mean``, ``p90`` and ``stdev`` (seconds), the per-round medians,
-    and ``ratio_median`` / ``ratio_min`` relative to the ``numpy`` implementation.
+    and ``ratio_median`` / ``ratio_min`` / ``ratio_paired`` relative to the ``numpy``
+    implementation (paired: the median over rounds of the two round medians' ratio).
     """
     steps = dict(built or {})
     for name, factory in impls.items():
@@ -184,8 +186,11 @@ def measure(impls: dict, rounds: int, steps_per_round: int, warmup: int,
     times = {name: [] for name in steps}
     round_medians = {name: [] for name in steps}
     clock = time.perf_counter
-    for _ in range(rounds):
-        for name, step in steps.items():
+    order = list(steps.items())
+    for r in range(rounds):
+        # each round starts with the next implementation, so none always runs right after
+        # the same other one (whose data it would find in, or push out of, the caches)
+        for name, step in order[r % len(order):] + order[:r % len(order)]:
             gc.collect()  # start every block from the same collector state (not timed)
             block = []
             for _ in range(steps_per_round):
@@ -211,6 +216,12 @@ def measure(impls: dict, rounds: int, steps_per_round: int, warmup: int,
     for r in out.values():
         r["ratio_median"] = r["median_s"] / base["median_s"] if base else None
         r["ratio_min"] = r["min_s"] / base["min_s"] if base else None
+        # paired: each round's median over numpy's median of the same round, then the median
+        # of those ratios.  Robust where the machine switches between fast and slow phases
+        # (then the overall medians can land in different phases).
+        r["ratio_paired"] = statistics.median(
+            a / b for a, b in zip(r["round_medians_s"], base["round_medians_s"])) \
+            if base else None
     return out
 
 
@@ -356,8 +367,8 @@ def evaluate_targets(workload: Workload, results: dict) -> list:
     rows = []
     for t in workload.targets:
         if t.metric == "median":
-            value = mg.get("ratio_median")
-            rows.append({"what": t.what, "metric": "median step time, minigraph / numpy",
+            value = mg.get("ratio_paired")
+            rows.append({"what": t.what, "metric": "step time, minigraph / numpy, paired",
                          "limit": t.limit, "value": value,
                          "ok": None if value is None else value <= t.limit})
         elif t.metric == "memory":
@@ -390,7 +401,7 @@ def table(report: dict) -> str:
     for name, why in report.get("skipped", {}).items():
         lines.append(f"   skipped {name}: {why}")
     head = (f"{'impl':<10} {'median':>10} {'min':>10} {'mean':>10} {'p90':>10} "
-            f"{'med/np':>7} {'min/np':>7} {'peak RSS':>10} {'RSS/np':>7} "
+            f"{'med/np':>7} {'min/np':>7} {'paired':>7} {'peak RSS':>10} {'RSS/np':>7} "
             f"{'tracemalloc':>11} {'tm/np':>6}")
     lines.append(head)
     lines.append("-" * len(head))
@@ -400,6 +411,7 @@ def table(report: dict) -> str:
             f"{name:<10} {fmt_time(r['median_s']):>10} {fmt_time(r['min_s']):>10} "
             f"{fmt_time(r['mean_s']):>10} {fmt_time(r['p90_s']):>10} "
             f"{fmt_ratio(r['ratio_median']):>7} {fmt_ratio(r['ratio_min']):>7} "
+            f"{fmt_ratio(r.get('ratio_paired')):>7} "
             f"{fmt_bytes(mem.get('rss_peak_growth_bytes')):>10} "
             f"{fmt_ratio(mem.get('ratio_rss')):>7} "
             f"{fmt_bytes(mem.get('tracemalloc_peak_bytes')):>11} "

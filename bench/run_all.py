@@ -50,7 +50,8 @@ def combined_table(machine: dict, reports: dict, failed: dict) -> str:
            if machine["git"]["minigraph_dirty"] else ""),
     ]
     head = (f"{'workload':<9} {'impl':<10} {'median':>10} {'min':>10} {'med/np':>7} "
-            f"{'min/np':>7} {'peak RSS':>10} {'RSS/np':>7} {'tracemalloc':>11} {'tm/np':>6}")
+            f"{'min/np':>7} {'paired':>7} {'peak RSS':>10} {'RSS/np':>7} {'tracemalloc':>11} "
+            f"{'tm/np':>6}")
     lines += [head, "-" * len(head)]
     for name, rep in reports.items():
         guard = rep.get("guard", {})
@@ -59,6 +60,7 @@ def combined_table(machine: dict, reports: dict, failed: dict) -> str:
             lines.append(
                 f"{name:<9} {impl:<10} {fmt_time(r['median_s']):>10} {fmt_time(r['min_s']):>10} "
                 f"{fmt_ratio(r['ratio_median']):>7} {fmt_ratio(r['ratio_min']):>7} "
+                f"{fmt_ratio(r.get('ratio_paired')):>7} "
                 f"{fmt_bytes(mem.get('rss_peak_growth_bytes')):>10} "
                 f"{fmt_ratio(mem.get('ratio_rss')):>7} "
                 f"{fmt_bytes(mem.get('tracemalloc_peak_bytes')):>11} "

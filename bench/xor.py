@@ -31,7 +31,7 @@ WORKLOAD = Workload(
     name="xor",
     title="XOR 2-2-1 sigmoid/BCE, SGD lr 1, full batch (4 examples)",
     make_data=make_data,
-    rounds=15, steps=200, warmup=50, probe_steps=10,
+    rounds=30, steps=100, warmup=50, probe_steps=10,
     targets=[Target("median", 1.5, "XOR step")],
     info={"model_source": "models/xor.yaml", "batch": 4},
 )

@@ -245,8 +245,9 @@ class Executor:
         loss = loss or self.graph.loss
         if loss is None:
             raise DataError("the model has no 'loss', so there is nothing to differentiate")
-        seed = run.values[loss]
-        grads = {loss: self.xp.ones(seed.shape, dtype=seed.dtype)}
+        seed = run.values[loss]  # d(loss)/d(loss) = 1, shaped like the loss (a scalar: shape ())
+        grads = {loss: self.xp.asarray(1, dtype=seed.dtype) if seed.ndim == 0
+                 else self.xp.ones(seed.shape, dtype=seed.dtype)}
         wanted, ctxs = self.wanted, run.ctxs
         for step in self.backward_steps:
             out = step.outputs[-1]

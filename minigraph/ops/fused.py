@@ -147,7 +147,7 @@ class SigmoidBCE(Op):
             t = t.astype(z.dtype)
         s = xp.logaddexp(0, -z)          # softplus(-z) = -ln y
         y = xp.exp(-s)
-        total = s.sum() + xp.vdot(1 - t, z)  # sum of s + (1 - t) z
+        total = (s + (1 - t) * z).sum()
         scale = 1 / y.size if self.reduction == "mean" else 1.0
         ctx.saved = (y, t, scale)
         return xp.asarray(y), xp.asarray(total * scale)
