@@ -55,6 +55,8 @@ class Step:
     outputs: tuple
     needs: tuple = ()
     free: tuple = ()
+    private: bool = False  # no output is kept: a pass that releases values may let backward
+    #                        overwrite them (the outputs' readers have run their backward)
 
 
 def _chain(pattern, first, readers, keep, wanted, used):
@@ -170,7 +172,8 @@ class Executor:
                          if last_use[t] == i and t in g.tensors and g.tensors[t].kind == "node"
                          and t not in self.keep)
             planned.append(Step(step.name, step.op, step.inputs, step.outputs,
-                                tuple(t in requires for t in step.inputs), free))
+                                tuple(t in requires for t in step.inputs), free,
+                                not self.keep.intersection(step.outputs)))
         self.wanted = wanted
         self.requires = requires
         self.steps = planned
@@ -225,7 +228,8 @@ class Executor:
         ctxs = {}
         workspace, read = self.workspace, values.__getitem__
         for step in self.steps:
-            ctx = ctxs[step.name] = Context(training, rng, step.needs, workspace)
+            ctx = ctxs[step.name] = Context(training, rng, step.needs, workspace,
+                                            step.private and not keep_values)
             y = step.op.forward(ctx, *map(read, step.inputs))
             if len(step.outputs) == 1:
                 values[step.outputs[0]] = y

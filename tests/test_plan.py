@@ -129,3 +129,18 @@ def test_gradient_work_is_pruned_to_what_reaches_a_param():
     ex = Executor(graph, fuse=True)
     first = ex.steps[0]
     assert first.needs == (False, True, True)  # no gradient for the data x
+
+
+@pytest.mark.parametrize("activation", ["relu", "sigmoid", "tanh"])
+def test_backward_leaves_kept_values_alone(activation):
+    """A fused step may compute its gradient over its own output only when the pass released
+    values; with keep_values every value stays as forward left it."""
+    graph = load_graph(mlp(activation=activation))
+    fused = Executor(graph, dtype="float64", fuse=True)
+    params = init_params(graph, 3, dtype="float64")
+    run = fused.forward(params, feeds_for(graph))
+    before = {t: v.copy() for t, v in run.values.items()}
+    fused.backward(run, keep_all=False)
+    for t, v in before.items():
+        np.testing.assert_array_equal(run.values[t], v, err_msg=t)
+    assert "a1" in before  # the fused linear+activation output is among them

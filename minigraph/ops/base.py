@@ -85,17 +85,21 @@ class Context:
     ``saved`` holds what forward chose to keep; ``training`` tells dropout whether to act;
     ``rng`` is the run's random generator (same backend as the arrays);
     ``needs_input_grad`` lets backward skip gradients nobody asked for;
-    ``workspace``, when the plan has one, lends ``empty`` arrays reused across steps.
+    ``workspace``, when the plan has one, lends ``empty`` arrays reused across steps;
+    ``owns_outputs`` says that nobody else keeps what forward returned, so backward may
+    overwrite it (its readers are done: they come later in forward, earlier in backward).
     """
 
-    __slots__ = ("saved", "training", "rng", "needs_input_grad", "workspace")
+    __slots__ = ("saved", "training", "rng", "needs_input_grad", "workspace", "owns_outputs")
 
-    def __init__(self, training=False, rng=None, needs_input_grad=(), workspace=None):
+    def __init__(self, training=False, rng=None, needs_input_grad=(), workspace=None,
+                 owns_outputs=False):
         self.saved = None
         self.training = training
         self.rng = rng
         self.needs_input_grad = needs_input_grad
         self.workspace = workspace
+        self.owns_outputs = owns_outputs
 
     def save(self, *arrays):
         self.saved = arrays

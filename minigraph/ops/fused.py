@@ -57,18 +57,40 @@ def _tanh_in_place(z):
     return get_array_module(z).tanh(z, out=z)
 
 
-# activation -> (y from z, in z's memory where it can be; dL/dz from y and dL/dy).  Each
-# derivative is read from the output, so z need not be kept.
+def _relu_grad(y, gy):
+    """dL/dz = gy (y > 0), in y's memory (y > 0 exactly where z > 0)."""
+    return get_array_module(y).multiply(gy, y > 0, out=y)
+
+
+def _sigmoid_grad(y, gy):
+    """dL/dz = gy y (1 - y), in y's memory."""
+    one_minus = 1 - y
+    y *= one_minus
+    y *= gy
+    return y
+
+
+def _tanh_grad(y, gy):
+    """dL/dz = gy (1 - y^2), in y's memory."""
+    y *= y
+    get_array_module(y).subtract(1, y, out=y)
+    y *= gy
+    return y
+
+
+# activation -> (y from z, in z's memory where it can be; dL/dz from y and dL/dy, written
+# over y).  Each derivative is read from the output, so z need not be kept.
 ACTIVATIONS = {
-    "relu": (_relu_in_place, lambda y, gy: gy * (y > 0)),  # y > 0 exactly where z > 0
-    "sigmoid": (stable_sigmoid, lambda y, gy: gy * y * (1 - y)),
-    "tanh": (_tanh_in_place, lambda y, gy: gy * (1 - y * y)),
+    "relu": (_relu_in_place, _relu_grad),
+    "sigmoid": (stable_sigmoid, _sigmoid_grad),
+    "tanh": (_tanh_in_place, _tanh_grad),
 }
 
 
 class LinearAct(LinearFused):
     """y = act(x W + b) for act in ``ACTIVATIONS``: the activation applied to the product
-    (in place for relu and tanh), and its derivative from y in backward."""
+    (in place for relu and tanh), and its derivative from y in backward, computed in y's
+    memory when the plan says nobody keeps y (else in a copy)."""
 
     def __init__(self, activation):
         self.name = f"linear+{activation}(fused)"
@@ -82,6 +104,8 @@ class LinearAct(LinearFused):
     def backward(self, ctx, gy):
         x, w, y = ctx.saved
         ctx.saved = (x, w)
+        if not ctx.owns_outputs:  # somebody may still read y: work on a copy
+            y = y.copy()
         return super().backward(ctx, self.derivative(y, gy))
 
 
