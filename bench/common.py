@@ -382,6 +382,17 @@ def evaluate_targets(workload: Workload, results: dict) -> list:
     return rows
 
 
+def ratio_cells(r: dict) -> str:
+    """The ratio and memory columns of one implementation's row (both tables)."""
+    mem = r.get("memory", {})
+    return (f"{fmt_ratio(r['ratio_median']):>7} {fmt_ratio(r['ratio_min']):>7} "
+            f"{fmt_ratio(r.get('ratio_paired')):>7} "
+            f"{fmt_bytes(mem.get('rss_peak_growth_bytes')):>10} "
+            f"{fmt_ratio(mem.get('ratio_rss')):>7} "
+            f"{fmt_bytes(mem.get('tracemalloc_peak_bytes')):>11} "
+            f"{fmt_ratio(mem.get('ratio_tracemalloc')):>6}")
+
+
 def table(report: dict) -> str:
     """The fixed-width table of one workload's report."""
     lines = []
@@ -409,13 +420,7 @@ def table(report: dict) -> str:
         mem = r.get("memory", {})
         lines.append(
             f"{name:<10} {fmt_time(r['median_s']):>10} {fmt_time(r['min_s']):>10} "
-            f"{fmt_time(r['mean_s']):>10} {fmt_time(r['p90_s']):>10} "
-            f"{fmt_ratio(r['ratio_median']):>7} {fmt_ratio(r['ratio_min']):>7} "
-            f"{fmt_ratio(r.get('ratio_paired')):>7} "
-            f"{fmt_bytes(mem.get('rss_peak_growth_bytes')):>10} "
-            f"{fmt_ratio(mem.get('ratio_rss')):>7} "
-            f"{fmt_bytes(mem.get('tracemalloc_peak_bytes')):>11} "
-            f"{fmt_ratio(mem.get('ratio_tracemalloc')):>6}")
+            f"{fmt_time(r['mean_s']):>10} {fmt_time(r['p90_s']):>10} " + ratio_cells(r))
         if "error" in mem:
             lines.append(f"   memory probe of {name} failed: {mem['error']}")
     for t in report.get("targets", []):

@@ -21,7 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from common import BENCH_DIR, fmt_bytes, fmt_ratio, fmt_time, machine_info
+from common import BENCH_DIR, fmt_time, machine_info, ratio_cells
 
 WORKLOADS = ("xor", "mlp", "cnn")
 DEFAULT_OUT = BENCH_DIR / "results" / "latest.json"
@@ -56,15 +56,9 @@ def combined_table(machine: dict, reports: dict, failed: dict) -> str:
     for name, rep in reports.items():
         guard = rep.get("guard", {})
         for impl, r in rep.get("results", {}).items():
-            mem = r.get("memory", {})
             lines.append(
                 f"{name:<9} {impl:<10} {fmt_time(r['median_s']):>10} {fmt_time(r['min_s']):>10} "
-                f"{fmt_ratio(r['ratio_median']):>7} {fmt_ratio(r['ratio_min']):>7} "
-                f"{fmt_ratio(r.get('ratio_paired')):>7} "
-                f"{fmt_bytes(mem.get('rss_peak_growth_bytes')):>10} "
-                f"{fmt_ratio(mem.get('ratio_rss')):>7} "
-                f"{fmt_bytes(mem.get('tracemalloc_peak_bytes')):>11} "
-                f"{fmt_ratio(mem.get('ratio_tracemalloc')):>6}")
+                + ratio_cells(r))
         if guard and not guard.get("ok"):
             lines.append(f"{name:<9} LOSSES DISAGREE: {json.dumps(guard.get('losses'))}")
         for impl, why in rep.get("skipped", {}).items():
