@@ -144,3 +144,42 @@ def test_backward_leaves_kept_values_alone(activation):
     for t, v in before.items():
         np.testing.assert_array_equal(run.values[t], v, err_msg=t)
     assert "a1" in before  # the fused linear+activation output is among them
+
+
+def tied():
+    """A param read by two nodes (W), and one read twice by one node (s * s)."""
+    return {"minigraph": 1, "name": "tied",
+            "inputs": {"x": {"shape": ["batch", 4]}, "y": {"shape": ["batch"], "dtype": "int64"}},
+            "params": {"W": {"shape": [4, 4]}, "b": {"shape": [4]}, "s": {"shape": [4]}},
+            "nodes": [
+                {"name": "mm1", "op": "matmul", "inputs": ["x", "W"], "outputs": ["h"]},
+                {"name": "add1", "op": "add", "inputs": ["h", "b"], "outputs": ["z"]},
+                {"name": "act", "op": "relu", "inputs": ["z"], "outputs": ["a"]},
+                {"name": "mm2", "op": "matmul", "inputs": ["a", "W"], "outputs": ["z2"]},
+                {"name": "sq", "op": "mul", "inputs": ["s", "s"], "outputs": ["s2"]},
+                {"name": "scale", "op": "mul", "inputs": ["z2", "s2"], "outputs": ["z3"]},
+                {"name": "ce", "op": "cross_entropy", "inputs": ["z3", "y"], "outputs": ["L"]}],
+            "outputs": ["z3"], "loss": "L"}
+
+
+@pytest.mark.parametrize("make", [tied, mlp, cnn], ids=["tied", "mlp", "cnn"])
+def test_gradients_computed_into_offered_arrays_are_the_same(make):
+    """backward(into=...) offers arrays to the single reader of each param; what comes back
+    equals the plain backward's gradients, and params read twice are never written there."""
+    graph = load_graph(make())
+    fused = Executor(graph, dtype="float64", fuse=True)
+    params = init_params(graph, 3, dtype="float64")
+    feeds = feeds_for(graph) if graph.name != "tied" else \
+        {"x": np.random.default_rng(0).standard_normal((5, 4)), "y": np.array([0, 1, 2, 3, 0])}
+    expected = fused.backward(fused.forward(params, feeds, keep_values=False), keep_all=False)
+    into = {name: np.full(p.shape, np.nan) for name, p in params.items()}
+    got = fused.backward(fused.forward(params, feeds, keep_values=False), keep_all=False,
+                         into=into)
+    assert set(got) == set(expected) == set(params)
+    for name in params:
+        np.testing.assert_allclose(got[name], expected[name], rtol=1e-12, atol=1e-14)
+    if graph.name == "tied":
+        assert got["b"] is into["b"]  # read once, by the fused linear step: written in place
+        assert np.isnan(into["W"]).all() and np.isnan(into["s"]).all()  # read twice: not
+    if graph.name == "mlp":
+        assert all(got[name] is into[name] for name in params)
