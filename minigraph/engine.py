@@ -179,8 +179,6 @@ class Executor:
         self.steps = planned
         self.backward_steps = [s for s in reversed(planned)
                                if s.op.differentiable and s.outputs[-1] in requires]
-        self._no_destinations = [None] * len(self.backward_steps)
-        self._dest_cache = (None, None)
 
     # -- feeds ------------------------------------------------------------------------------
     def check_feeds(self, feeds: dict) -> dict:
@@ -242,15 +240,11 @@ class Executor:
                     del values[t]
         return Pass(values, ctxs, {}, bindings)
 
-    def backward(self, run: Pass, loss: str | None = None, keep_all: bool = True,
-                 into: dict | None = None) -> dict:
+    def backward(self, run: Pass, loss: str | None = None, keep_all: bool = True) -> dict:
         """Gradients of ``loss`` w.r.t. the wanted tensors (every visited one if ``keep_all``).
 
         Without ``keep_all``, a gradient is dropped once its producer has used it, and each
-        step's saved values are released after its backward.  ``into`` offers arrays (by
-        tensor name: the params) that gradients may be computed into: the one step that
-        reads such a tensor gets it in ``ctx.grad_out``, and ops that can write there do
-        (the optimizer then needs no copy); the others return their own arrays as usual.
+        step's saved values are released after its backward.
         """
         loss = loss or self.graph.loss
         if loss is None:
@@ -259,16 +253,13 @@ class Executor:
         grads = {loss: self.xp.asarray(1, dtype=seed.dtype) if seed.ndim == 0
                  else self.xp.ones(seed.shape, dtype=seed.dtype)}
         wanted, ctxs = self.wanted, run.ctxs
-        destinations = self._destinations(into) if into is not None else ()
-        for step, grad_out in zip(self.backward_steps, destinations or self._no_destinations):
+        for step in self.backward_steps:
             out = step.outputs[-1]
             # an intermediate gradient is dropped once its producer has used it
             gy = grads.get(out) if keep_all or out in wanted else grads.pop(out, None)
             if gy is None:
                 continue
-            ctx = ctxs[step.name]
-            ctx.grad_out = grad_out
-            gxs = step.op.backward(ctx, gy)
+            gxs = step.op.backward(ctxs[step.name], gy)
             if len(gxs) != len(step.inputs):
                 raise RuntimeError(f"op '{step.op.name}' returned {len(gxs)} gradients for "
                                    f"{len(step.inputs)} inputs")
@@ -279,20 +270,6 @@ class Executor:
                     grads[t] = g if t not in grads else grads[t] + g
         run.grads = grads
         return grads
-
-    def _destinations(self, into: dict) -> list:
-        """Per backward step, ``into``'s array for each input that only this step reads (and
-        reads once), else None; cached for the ``into`` dict last seen."""
-        if self._dest_cache[0] is not into:
-            count: dict = {}
-            for step in self.backward_steps:
-                for t, need in zip(step.inputs, step.needs):
-                    if need:
-                        count[t] = count.get(t, 0) + 1
-            self._dest_cache = (into, [
-                tuple(into.get(t) if count.get(t) == 1 else None for t in step.inputs)
-                for step in self.backward_steps])
-        return self._dest_cache[1]
 
     def first_nonfinite(self, run: Pass):
         """The first node (in schedule order) whose output holds NaN or inf, or None."""

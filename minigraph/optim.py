@@ -104,9 +104,9 @@ class Optimizer:
     name = "optimizer"
     defaults: dict = {"lr": 0.01, "weight_decay": 0.0}
     scalar_slots: tuple = ("step",)  # state slots that are plain numbers, not arrays
-    # Packed params are updated in one go, from one flat gradient.  Gradients not computed
-    # there (see grad_buffer) are copied in, up to this many numbers in all; above it the
-    # update runs per parameter (the copy would cost more than the calls it saves).
+    # Packed params up to this many numbers are updated in one go (their gradients copied
+    # into one flat array first); larger ones per parameter, where copying would cost more
+    # than the per-parameter calls it saves.
     flat_max_size = 1 << 16
 
     def __init__(self, lr=None, weight_decay=0.0, **options):
@@ -187,9 +187,10 @@ class Optimizer:
         self.t += 1
         if self._loaded:
             self._move_state(params)
-        if isinstance(params, PackedParams) and params.keys() <= grads.keys() \
-                and params.intact() and self._step_flat(params, grads):
-            return
+        if isinstance(params, PackedParams) and params.flat.size <= self.flat_max_size \
+                and params.keys() <= grads.keys() and params.intact():
+            if self._step_flat(params, grads):
+                return
         self._flat = None  # per-parameter updates: the flat state is rebuilt when next used
         states, decay = self.state, self.weight_decay
         for name, param in params.items():
@@ -215,15 +216,20 @@ class Optimizer:
         flat arrays too, and each parameter's ``self.state[name]`` holds views of them, so
         ``state_dict`` and checkpoints are the same as with per-parameter updates.
         """
-        flat = self._flat_for(params)
-        if flat is None:
-            return False
+        flat = self._flat
+        if flat is None or flat["params"] is not params.flat:
+            state = self._flatten_state(params)
+            if state is None:
+                return False
+            grad = params.flat.copy()
+            flat = self._flat = {"params": params.flat, "grad": grad, "state": state,
+                                 "grad_views": params.views_of(grad), "slot_views": {},
+                                 "states": [self.state.setdefault(name, {}) for name in params]}
         for name, view in flat["grad_views"]:
             g = grads[name]
-            if g is not view:  # not computed in place (see grad_buffer): copy it in
-                if g is None or params.flat.size > self.flat_max_size:
-                    return False
-                view[...] = g
+            if g is None:
+                return False
+            view[...] = g
         grad, state = flat["grad"], flat["state"]
         if self.weight_decay != 0:
             grad += self.weight_decay * params.flat
@@ -240,29 +246,6 @@ class Optimizer:
                 for param_state, (_, view) in zip(flat["states"], params.views_of(value)):
                     param_state[slot] = view
         return True
-
-    def grad_buffer(self, params: dict) -> dict | None:
-        """For packed ``params``: the views of the flat gradient that ``step`` updates from,
-        to compute the gradients into (``Executor.backward(into=...)``), or None."""
-        if not isinstance(params, PackedParams) or not params.intact():
-            return None
-        flat = self._flat_for(params)
-        return None if flat is None else flat["into"]
-
-    def _flat_for(self, params: PackedParams):
-        """The flat update's buffers and state for ``params``, built on first use (and again
-        after per-parameter steps or a load); None when the states cannot be joined."""
-        flat = self._flat
-        if flat is None or flat["params"] is not params.flat:
-            state = self._flatten_state(params)
-            if state is None:
-                return None
-            grad = params.flat.copy()
-            views = params.views_of(grad)
-            flat = self._flat = {"params": params.flat, "grad": grad, "state": state,
-                                 "grad_views": views, "into": dict(views), "slot_views": {},
-                                 "states": [self.state.setdefault(name, {}) for name in params]}
-        return flat
 
     def _flatten_state(self, params: PackedParams):
         """The per-parameter state as one flat state (arrays concatenated), or None when the

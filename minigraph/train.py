@@ -309,9 +309,7 @@ class Trainer:
             where = f"; first produced by node '{node.name}' ({node.op_name})" \
                 if node is not None else ""
             raise FloatingPointError(f"the loss became {loss}{where}")
-        # gradients computed straight into the optimizer's flat buffer where ops can
-        grads = self.executor.backward(run, keep_all=False,
-                                       into=self.optimizer.grad_buffer(self.params))
+        grads = self.executor.backward(run, keep_all=False)
         run.grads = {}  # the optimizer may overwrite them: they are the plan's temporaries
         self.optimizer.step(self.params, grads, consume=True)
         return loss, run

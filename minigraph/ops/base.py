@@ -87,13 +87,10 @@ class Context:
     ``needs_input_grad`` lets backward skip gradients nobody asked for;
     ``workspace``, when the plan has one, lends ``empty`` arrays reused across steps;
     ``owns_outputs`` says that nobody else keeps what forward returned, so backward may
-    overwrite it (its readers are done: they come later in forward, earlier in backward);
-    ``grad_out``, when set, holds per input an array backward may compute that input's
-    gradient into (and return), or None (see ``Executor.backward(into=...)``).
+    overwrite it (its readers are done: they come later in forward, earlier in backward).
     """
 
-    __slots__ = ("saved", "training", "rng", "needs_input_grad", "workspace", "owns_outputs",
-                 "grad_out")
+    __slots__ = ("saved", "training", "rng", "needs_input_grad", "workspace", "owns_outputs")
 
     def __init__(self, training=False, rng=None, needs_input_grad=(), workspace=None,
                  owns_outputs=False):
@@ -103,7 +100,6 @@ class Context:
         self.needs_input_grad = needs_input_grad
         self.workspace = workspace
         self.owns_outputs = owns_outputs
-        self.grad_out = None
 
     def save(self, *arrays):
         self.saved = arrays
@@ -212,21 +208,18 @@ def unbroadcast(g, shape):
     return g.reshape(shape)
 
 
-def sum_leading(g, axes: int, out=None):
+def sum_leading(g, axes: int):
     """``g`` summed over its first ``axes`` axes (a bias gradient: over batch and pixels).
 
     When g is large and contiguous this is one matrix-vector product, ``ones @ g`` with g
     seen as (rows, rest): BLAS runs it several times faster than ``sum`` runs a tall array
-    with a short last axis.  (Small ones: ``sum``, which has less to set up.)  ``out``: an
-    array of the result's shape to write the sums into, when the caller has one.
+    with a short last axis.  (Small ones: ``sum``, which has less to set up.)
     """
     if g.size >= 1024 and g.dtype.kind == "f" and g.flags.c_contiguous:
         rows = math.prod(g.shape[:axes])
-        xp = get_array_module(g)
-        if g.ndim == axes + 1:
-            return xp.matmul(_ones(xp, rows, g.dtype), g.reshape(rows, -1), out=out)
-        return (_ones(xp, rows, g.dtype) @ g.reshape(rows, -1)).reshape(g.shape[axes:])
-    return g.sum(axis=0 if axes == 1 else tuple(range(axes)), out=out)
+        total = _ones(get_array_module(g), rows, g.dtype) @ g.reshape(rows, -1)
+        return total if g.ndim == axes + 1 else total.reshape(g.shape[axes:])
+    return g.sum(axis=0) if axes == 1 else g.sum(axis=tuple(range(axes)))
 
 
 @functools.lru_cache(maxsize=32)

@@ -44,10 +44,9 @@ class LinearFused(Op):
     def backward(self, ctx, gy):
         x, w = ctx.saved
         need_x, need_w, need_b = ctx.needs_input_grad
-        _, dw_out, db_out = ctx.grad_out or (None, None, None)
         return (gy @ w.T if need_x else None,
-                get_array_module(gy).matmul(x.T, gy, out=dw_out) if need_w else None,
-                sum_leading(gy, 1, out=db_out) if need_b else None)
+                x.T @ gy if need_w else None,
+                sum_leading(gy, 1) if need_b else None)
 
 
 def _relu_in_place(z):
@@ -143,8 +142,7 @@ class ConvReLUPool(Op):
         need_x, need_w, need_b = ctx.needs_input_grad
         dm = ctx.empty(xp, y.shape, y.dtype)
         xp.multiply(channels_last(gy), y > 0, out=dm)
-        db = sum_leading(dm, 3, out=ctx.grad_out[2] if ctx.grad_out else None) \
-            if need_b else None
+        db = sum_leading(dm, 3) if need_b else None
         z, m = pool_ctx.saved  # the conv's output (ours alone) and the pooled maxima
         pool_ctx.saved = None
         dz = self.pool.backward_tiles(pool_ctx, z, m, channels_first(dm), out=z)  # over z
