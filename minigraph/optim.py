@@ -28,9 +28,9 @@ import math
 import numpy
 
 from .backend import get_array_module
-from .workspace import held_only_by
 from .configs import check_names, config_error, number, registrar, split_type
 from .errors import DataError
+from .workspace import held_only_by
 
 OPTIMIZERS: dict[str, type] = {}
 register = registrar(OPTIMIZERS)  # @register("adam") makes a class available by name

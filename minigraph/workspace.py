@@ -13,20 +13,21 @@ import sys
 import numpy  # dtype sizes only: the arrays come from xp (NumPy or CuPy)
 
 
-def held_only_by(container, key) -> bool:
-    """Whether ``container[key]`` is referenced by nothing but ``container``.
-
-    Read from the reference count, compared with that of an object only a list holds, taken
-    the same way (so the check follows the interpreter's counting, whatever its version).
-    """
-    return sys.getrefcount(container[key]) == _HELD_ONCE
-
-
 def _count(container, key) -> int:
     return sys.getrefcount(container[key])
 
 
 _HELD_ONCE = _count([object()], 0)  # an object that nothing but its list refers to
+
+
+def held_only_by(container, key) -> bool:
+    """Whether ``container[key]`` is referenced by nothing but ``container``.
+
+    Read from the reference count, compared with that of an object only a list holds, taken
+    by the same function (so the check follows the interpreter's counting, whatever its
+    version).
+    """
+    return _count(container, key) == _HELD_ONCE
 
 
 class Workspace:
