@@ -196,9 +196,11 @@ class Optimizer:
         for name, param in params.items():
             if grads.get(name) is None:
                 continue  # no gradient this step (for example a frozen parameter)
-            private = consume and held_only_by(grads, name) and grads[name].base is None
+            # may we overwrite it? (checked before `grad` below adds a reference of its own)
+            private = consume and held_only_by(grads, name)
             grad = grads[name]
-            if grad.dtype != param.dtype:
+            private = private and grad.base is None
+            if grad.dtype is not param.dtype and grad.dtype != param.dtype:
                 grad, private = grad.astype(param.dtype), True
             if decay != 0:
                 grad, private = grad + decay * param, True

@@ -13,21 +13,26 @@ import sys
 import numpy  # dtype sizes only: the arrays come from xp (NumPy or CuPy)
 
 
-def _count(container, key) -> int:
-    return sys.getrefcount(container[key])
-
-
-_HELD_ONCE = _count([object()], 0)  # an object that nothing but its list refers to
-
-
 def held_only_by(container, key) -> bool:
     """Whether ``container[key]`` is referenced by nothing but ``container``.
 
-    Read from the reference count, compared with that of an object only a list holds, taken
-    by the same function (so the check follows the interpreter's counting, whatever its
-    version).
+    Read from the reference count, compared with that of an object only a list holds --
+    a number measured below by this same function, so the check follows the interpreter's
+    own counting (temporaries included), whatever its version.
     """
-    return _count(container, key) == _HELD_ONCE
+    return sys.getrefcount(container[key]) == _HELD_ONCE
+
+
+def _calibrate() -> int:
+    global _HELD_ONCE
+    probe = [object()]  # an object that nothing but its list refers to
+    for _HELD_ONCE in range(1, 16):
+        if held_only_by(probe, 0):
+            return _HELD_ONCE
+    raise RuntimeError("could not calibrate reference counts")
+
+
+_HELD_ONCE = _calibrate()
 
 
 class Workspace:

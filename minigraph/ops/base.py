@@ -211,21 +211,31 @@ def unbroadcast(g, shape):
 def sum_leading(g, axes: int):
     """``g`` summed over its first ``axes`` axes (a bias gradient: over batch and pixels).
 
-    When g is large and contiguous this is one matrix-vector product, ``ones @ g`` with g
-    seen as (rows, rest): BLAS runs it several times faster than ``sum`` runs a tall array
-    with a short last axis.  (Small ones: ``sum``, which has less to set up.)
+    When g is large this is one matrix-vector product, ``ones @ g`` with g seen as (rows,
+    rest): BLAS runs it several times faster than ``sum`` runs a tall array with a short last
+    axis.  (Small ones: ``sum``, which has less to set up.)
     """
-    if g.size >= 1024 and g.dtype.kind == "f" and g.flags.c_contiguous:
-        rows = math.prod(g.shape[:axes])
-        total = _ones(get_array_module(g), rows, g.dtype) @ g.reshape(rows, -1)
-        return total if g.ndim == axes + 1 else total.reshape(g.shape[axes:])
-    return g.sum(axis=0) if axes == 1 else g.sum(axis=tuple(range(axes)))
+    if g.size < 1024 or g.dtype.kind != "f":
+        return g.sum(axis=0) if axes == 1 else g.sum(axis=tuple(range(axes)))
+    if g.ndim == 2 and axes == 1:  # a batch of rows, as it is
+        return _ones(get_array_module(g), g.shape[0], g.dtype) @ g
+    if not g.flags.c_contiguous:  # seeing it as (rows, rest) would copy it
+        return g.sum(axis=tuple(range(axes)))
+    rows = math.prod(g.shape[:axes])
+    total = _ones(get_array_module(g), rows, g.dtype) @ g.reshape(rows, -1)
+    return total if g.ndim == axes + 1 else total.reshape(g.shape[axes:])
 
 
-@functools.lru_cache(maxsize=32)
+_ONES: dict = {}
+
+
 def _ones(xp, n, dtype):
-    """A vector of n ones (kept: a training step asks for the same ones every time)."""
-    return xp.ones(n, dtype=dtype)
+    """A vector of n ones, kept: a training step asks for the same ones every time."""
+    key = (xp, n, dtype.char)
+    ones = _ONES.get(key)
+    if ones is None:
+        ones = _ONES[key] = xp.ones(n, dtype=dtype)
+    return ones
 
 
 def same_dim(a, b) -> bool:

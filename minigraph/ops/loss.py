@@ -19,6 +19,7 @@ Every loss returns a scalar (shape ``()``) and has ``reduction``: ``mean`` (defa
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from ..errors import DataError
 from .activation import stable_sigmoid
@@ -158,15 +159,16 @@ def class_indices(op, labels, scores):
         raise ShapeError(f"{op}: labels {fmt_shape(labels.shape)} must be class indices of "
                          f"shape {fmt_shape(scores.shape[:-1])} or one-hot rows of shape "
                          f"{fmt_shape(scores.shape)}")
-    xp = get_array_module(scores)
-    index = labels.reshape(-1)
+    index = labels if labels.ndim == 1 else labels.reshape(-1)
     if index.dtype.kind not in "iu":  # float labels such as 3.0 from a CSV file
-        as_int = index.astype(xp.int64)
+        as_int = index.astype(get_array_module(scores).int64)
         if not bool((as_int == index).all()):
             raise DataError(f"{op}: class labels must be whole numbers")
         index = as_int
     n_classes = scores.shape[-1]
-    if index.size and (int(index.min()) < 0 or int(index.max()) >= n_classes):
+    # One reduction checks both ends: seen as unsigned integers (type code "q" -> "Q"),
+    # negative labels are huge numbers.
+    if index.size and index.view(index.dtype.char.upper()).max() >= n_classes:
         raise DataError(f"{op}: class labels must lie in 0..{n_classes - 1}, got values "
                         f"from {int(index.min())} to {int(index.max())}")
     return index
@@ -257,13 +259,43 @@ class CrossEntropy(ClassLoss):
         xp = get_array_module(logp)
         return g - xp.exp(logp) * g.sum(axis=-1, keepdims=True)
 
+    def forward(self, ctx, logits, labels):
+        index = class_indices(self.name, labels, logits)
+        if index is None:  # one-hot or probability rows: nll of log_softmax
+            return super().forward(ctx, logits, labels)
+        # Class indices, the way a hand-written step does it: with s the logits shifted by
+        # their row maximum, loss_n = ln sum_c e^(s_nc) - s_n,label.  Backward makes
+        # softmax = e^s / sum from the arrays kept here.
+        xp = get_array_module(logits)
+        rows = index.size
+        z = logits if logits.ndim == 2 else logits.reshape(rows, logits.shape[-1])
+        shifted = z - z.max(axis=1, keepdims=True)
+        exps = xp.exp(shifted)
+        sums = exps.sum(axis=1, keepdims=True)
+        picks = xp.arange(rows)
+        scale = 1 / rows if self.reduction == "mean" else 1.0
+        ctx.saved = _SoftmaxRows(exps, sums, picks, index, scale, logits.shape)
+        return xp.asarray((xp.log(sums).sum() - shifted[picks, index].sum()) * scale)
+
     def backward(self, ctx, gy):
-        logp, labels, index, scale = ctx.saved
-        if index is None or not (ctx.needs_input_grad or (True,))[0]:
+        saved = ctx.saved
+        if not isinstance(saved, _SoftmaxRows):  # one-hot rows
             return super().backward(ctx, gy)
-        # class indices: dL/dlogits = (softmax - one_hot) * k, built in place in one array
-        xp = get_array_module(logp)
-        probs = xp.exp(logp).reshape(index.size, logp.shape[-1])
-        probs[xp.arange(index.size), index] -= 1
-        probs *= gy * scale
-        return probs.reshape(logp.shape), None
+        if not (ctx.needs_input_grad or (True,))[0]:
+            return None, None  # index labels get no gradient either
+        # dL/dlogits = (softmax - one_hot) * k, built in one array
+        probs = saved.exps / saved.sums
+        probs[saved.picks, saved.index] -= 1
+        probs *= gy * saved.scale
+        return (probs if probs.shape == saved.shape else probs.reshape(saved.shape)), None
+
+
+class _SoftmaxRows(NamedTuple):
+    """What cross_entropy with class indices keeps for backward."""
+
+    exps: object    # e^(logits - row max), (rows, classes)
+    sums: object    # its row sums, (rows, 1)
+    picks: object   # 0, 1, ..., rows - 1: with index, where each row's label is
+    index: object   # the labels, (rows,)
+    scale: float    # 1 / rows for "mean", 1 for "sum"
+    shape: tuple    # the logits' shape
