@@ -44,10 +44,15 @@ class LinearFused(Op):
 
     def backward(self, ctx, gy):
         x, w = ctx.saved
-        need_x, need_w, need_b = ctx.needs_input_grad
-        return (gy @ w.T if need_x else None,
-                x.T @ gy if need_w else None,
-                sum_leading(gy, 1) if need_b else None)
+        return linear_grads(ctx.needs_input_grad, x, w, gy)
+
+
+def linear_grads(needs, x, w, gz):
+    """(dx, dW, db) of z = x W + b from dL/dz; None for what ``needs`` does not ask for."""
+    need_x, need_w, need_b = needs
+    return (gz @ w.T if need_x else None,
+            x.T @ gz if need_w else None,
+            sum_leading(gz, 1) if need_b else None)
 
 
 def _relu_in_place(z):
@@ -98,16 +103,18 @@ class LinearAct(LinearFused):
         self.apply, self.derivative = ACTIVATIONS[activation]
 
     def forward(self, ctx, x, w, b):
-        y = self.apply(LinearFused.forward(self, ctx, x, w, b))
+        z = x @ w
+        z += b
+        y = self.apply(z)
         ctx.saved = (x, w, y)
         return y
 
     def backward(self, ctx, gy):
         x, w, y = ctx.saved
-        ctx.saved = (x, w)
+        ctx.saved = None
         if not ctx.owns_outputs:  # somebody may still read y: work on a copy
             y = y.copy()
-        return super().backward(ctx, self.derivative(y, gy))
+        return linear_grads(ctx.needs_input_grad, x, w, self.derivative(y, gy))
 
 
 class ConvReLUPool(Op):
