@@ -226,16 +226,16 @@ class Executor:
         values.update(self.constants)
         values.update(params)
         ctxs = {}
-        workspace, read = self.workspace, values.__getitem__
+        workspace, read, release = self.workspace, values.__getitem__, not keep_values
         for step in self.steps:
             ctx = ctxs[step.name] = Context(training, rng, step.needs, workspace,
-                                            step.private and not keep_values)
+                                            release and step.private)
             y = step.op.forward(ctx, *map(read, step.inputs))
             if len(step.outputs) == 1:
                 values[step.outputs[0]] = y
             else:
                 values.update(zip(step.outputs, y))
-            if not keep_values:
+            if release:
                 for t in step.free:
                     del values[t]
         return Pass(values, ctxs, {}, bindings)

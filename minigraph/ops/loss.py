@@ -168,7 +168,7 @@ def class_indices(op, labels, scores):
     n_classes = scores.shape[-1]
     # One reduction checks both ends: seen as unsigned integers (type code "q" -> "Q"),
     # negative labels are huge numbers.
-    if index.size and index.view(index.dtype.char.upper()).max() >= n_classes:
+    if index.size and int(index.view(index.dtype.char.upper()).max()) >= n_classes:
         raise DataError(f"{op}: class labels must lie in 0..{n_classes - 1}, got values "
                         f"from {int(index.min())} to {int(index.max())}")
     return index
