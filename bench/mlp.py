@@ -31,7 +31,7 @@ WORKLOAD = Workload(
     name="mlp",
     title="MLP 784-256-256-10 ReLU, softmax cross-entropy, SGD lr 0.1, batch 100",
     make_data=make_data,
-    rounds=20, steps=30, warmup=10, probe_steps=10,
+    rounds=40, steps=30, warmup=10, probe_steps=10,
     targets=[Target("median", 1.10, "MLP step")],
     info={"model_source": "bench/minigraph_impl.py:MLP (dict)", "batch": BATCH},
 )
