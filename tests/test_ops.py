@@ -201,6 +201,17 @@ def test_conv2d_skips_input_gradient_when_not_needed():
     np.testing.assert_array_equal(db, [4.0, 4.0])
 
 
+@pytest.mark.parametrize("dtype", [np.int8, np.int32, np.int64, np.uint8, np.uint64])
+def test_class_labels_out_of_range_are_refused_for_every_integer_type(dtype):
+    """One reduction checks both ends (labels seen as unsigned): negative ones too."""
+    logits = np.zeros((3, 4))
+    bad = [0, -1, 2] if np.dtype(dtype).kind == "i" else [0, 4, 2]
+    for op in ("cross_entropy", "nll"):
+        with pytest.raises(DataError, match=r"0\.\.3, got values from"):
+            run_op(op, [logits, np.array(bad, dtype)])
+        run_op(op, [logits, np.array([0, 3, 2], dtype)])  # the ends themselves are fine
+
+
 def test_class_labels_are_checked():
     logits = np.zeros((2, 3))
     with pytest.raises(DataError, match=r"0\.\.2"):

@@ -17,7 +17,6 @@ with the one shared :func:`unbroadcast`.
 """
 from __future__ import annotations
 
-import functools
 import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
@@ -234,6 +233,8 @@ def _ones(xp, n, dtype):
     key = (xp, n, dtype.char)
     ones = _ONES.get(key)
     if ones is None:
+        if len(_ONES) >= 64:  # many batch sizes: start afresh rather than grow
+            _ONES.clear()
         ones = _ONES[key] = xp.ones(n, dtype=dtype)
     return ones
 

@@ -166,8 +166,8 @@ def class_indices(op, labels, scores):
             raise DataError(f"{op}: class labels must be whole numbers")
         index = as_int
     n_classes = scores.shape[-1]
-    # One reduction checks both ends: seen as unsigned integers (type code "q" -> "Q"),
-    # negative labels are huge numbers.
+    # One reduction checks both ends: seen as unsigned integers of the same size (type code
+    # "l" -> "L", "i" -> "I", ...), negative labels are huge numbers.
     if index.size and int(index.view(index.dtype.char.upper()).max()) >= n_classes:
         raise DataError(f"{op}: class labels must lie in 0..{n_classes - 1}, got values "
                         f"from {int(index.min())} to {int(index.max())}")
