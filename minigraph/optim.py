@@ -56,11 +56,9 @@ class PackedParams(dict):
         xp = get_array_module(*arrays)
         dtype = arrays[0].dtype if arrays else numpy.float32
         self.flat = xp.empty(sum(a.size for a in arrays), dtype=dtype)
-        views, start = {}, 0
+        views = dict(_views(self.flat, params))
         for name, array in params.items():
-            views[name] = self.flat[start:start + array.size].reshape(array.shape)
             views[name][...] = array
-            start += array.size
         super().__init__(views)
         self._ids = tuple(map(id, self.values()))
 
@@ -76,11 +74,16 @@ class PackedParams(dict):
 
     def views_of(self, flat) -> list:
         """(name, view) of another array laid out like ``self.flat`` (its gradient, a slot)."""
-        views, start = [], 0
-        for name, param in self.items():
-            views.append((name, flat[start:start + param.size].reshape(param.shape)))
-            start += param.size
-        return views
+        return _views(flat, self)
+
+
+def _views(flat, arrays: dict) -> list:
+    """(name, view of ``flat``) for each array, one after the other in the arrays' order."""
+    views, start = [], 0
+    for name, array in arrays.items():
+        views.append((name, flat[start:start + array.size].reshape(array.shape)))
+        start += array.size
+    return views
 
 
 def pack_params(params: dict) -> dict:
@@ -200,7 +203,7 @@ class Optimizer:
             private = consume and held_only_by(grads, name)
             grad = grads[name]
             private = private and grad.base is None
-            if grad.dtype is not param.dtype and grad.dtype != param.dtype:
+            if grad.dtype != param.dtype:
                 grad, private = grad.astype(param.dtype), True
             if decay != 0:
                 grad, private = grad + decay * param, True
