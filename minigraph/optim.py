@@ -190,10 +190,8 @@ class Optimizer:
         self.t += 1
         if self._loaded:
             self._move_state(params)
-        if isinstance(params, PackedParams) and params.flat.size <= self.flat_max_size \
-                and params.keys() <= grads.keys() and params.intact():
-            if self._step_flat(params, grads):
-                return
+        if isinstance(params, PackedParams) and self._step_flat(params, grads):
+            return
         self._flat = None  # per-parameter updates: the flat state is rebuilt when next used
         states, decay = self.state, self.weight_decay
         for name, param in params.items():
@@ -223,6 +221,8 @@ class Optimizer:
         """
         flat = self._flat
         if flat is None or flat["params"] is not params.flat:
+            if params.flat.size > self.flat_max_size or not params.keys() <= grads.keys():
+                return False
             state = self._flatten_state(params)
             if state is None:
                 return False
@@ -230,8 +230,10 @@ class Optimizer:
             flat = self._flat = {"params": params.flat, "grad": grad, "state": state,
                                  "grad_views": params.views_of(grad), "slot_views": {},
                                  "states": [self.state.setdefault(name, {}) for name in params]}
+        if not params.intact():
+            return False
         for name, view in flat["grad_views"]:
-            g = grads[name]
+            g = grads.get(name)
             if g is None:
                 return False
             view[...] = g
