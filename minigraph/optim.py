@@ -24,10 +24,11 @@ from __future__ import annotations
 
 
 import math
+import operator
 
 import numpy
 
-from .backend import get_array_module
+from .backend import constant, get_array_module
 from .configs import check_names, config_error, number, registrar, split_type
 from .errors import DataError
 from .workspace import held_only_by
@@ -60,7 +61,7 @@ class PackedParams(dict):
         for name, array in params.items():
             views[name][...] = array
         super().__init__(views)
-        self._ids = tuple(map(id, self.values()))
+        self._views = tuple(views.values())
 
     @staticmethod
     def can_pack(params: dict) -> bool:
@@ -70,7 +71,8 @@ class PackedParams(dict):
 
     def intact(self) -> bool:
         """Whether every entry is still the view it was packed as."""
-        return tuple(map(id, self.values())) == self._ids
+        return len(self) == len(self._views) and all(map(operator.is_, self.values(),
+                                                         self._views))
 
     def views_of(self, flat) -> list:
         """(name, view) of another array laid out like ``self.flat`` (its gradient, a slot)."""
@@ -175,7 +177,7 @@ class Optimizer:
         the scaled values.
         """
         if self._grad_is_private:
-            grad *= factor
+            grad *= constant(factor, grad)
             return grad
         return factor * grad
 

@@ -489,6 +489,17 @@ def test_packing_ends_when_an_entry_is_replaced_and_updates_go_on():
     assert opt._flat is None
 
 
+def test_packing_ends_when_an_entry_is_added_or_removed():
+    packed = pack_params(make_params(np.float32))
+    packed["extra"] = np.zeros(2, np.float32)
+    assert not packed.intact()
+    packed = pack_params(make_params(np.float32))
+    b = packed.pop("b")
+    assert not packed.intact()
+    packed["b"] = b  # the same view back, in the same place: packed again
+    assert packed.intact()
+
+
 def test_params_of_mixed_dtypes_stay_separate():
     params = {"W": np.zeros((2, 2), np.float32), "n": np.zeros(2, np.float64)}
     assert pack_params(params) is params

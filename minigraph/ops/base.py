@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..backend import get_array_module
+from ..backend import constant, get_array_module  # noqa: F401  (ops import both from here)
 from ..errors import did_you_mean, known
 
 REQUIRED = object()  # marker: an attribute without default must be given

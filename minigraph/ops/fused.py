@@ -23,7 +23,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from .base import Op, get_array_module, sum_leading
+from .base import Op, constant, get_array_module, sum_leading
 from .activation import stable_sigmoid
 from .conv import channels_first, channels_last
 from .loss import CrossEntropy
@@ -70,7 +70,7 @@ def _relu_grad(y, gy):
 
 def _sigmoid_grad(y, gy):
     """dL/dz = gy y (1 - y), in y's memory."""
-    one_minus = 1 - y
+    one_minus = constant(1, y) - y
     y *= one_minus
     y *= gy
     return y
@@ -177,9 +177,9 @@ class SigmoidBCE(Op):
         xp = get_array_module(z)
         if t.dtype != z.dtype:
             t = t.astype(z.dtype)
-        s = xp.logaddexp(0, -z)          # softplus(-z) = -ln y
+        s = xp.logaddexp(constant(0, z), -z)  # softplus(-z) = -ln y
         y = xp.exp(-s)
-        total = (s + (1 - t) * z).sum()
+        total = s.sum() + xp.vdot(constant(1, t) - t, z)  # the sum of s + (1 - t) z
         scale = 1 / y.size if self.reduction == "mean" else 1.0
         ctx.saved = (y, t, scale)
         return xp.asarray(y), xp.asarray(total * scale)
