@@ -110,3 +110,19 @@ def test_backend_from_environment(monkeypatch):
     monkeypatch.setenv("MINIGRAPH_BACKEND", "tpu")
     with pytest.raises(BackendError, match="unknown backend 'tpu'"):
         select()
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("value", [0, 1, 0.1, 1e-7])
+def test_constant_gives_the_results_of_the_python_number(dtype, value):
+    from minigraph.backend import constant
+
+    x = np.linspace(-2, 2, 7).astype(dtype)
+    c = constant(value, x)
+    assert c.shape == () and c.dtype == x.dtype and constant(value, x) is c  # made once
+    for got, want in [(c - x, value - x), (x * c, x * value), (np.logaddexp(c, x),
+                                                                np.logaddexp(value, x))]:
+        assert got.dtype == want.dtype == x.dtype
+        np.testing.assert_array_equal(got, want)
+    with pytest.raises(ValueError):
+        c += 1  # shared: nobody may write into it
