@@ -357,15 +357,18 @@ class MaxPool2D(Pool2D):
         n, c, oh, k, ow, _ = tiles.shape
         hit = self.tiles(empty_image(ctx, xp, x, x.shape, bool))
         xp.equal(tiles, y[:, :, :, None, :, None], out=hit)
-        # how many elements hit each window's max: summed as bytes over i, then over j
-        counts = hit.view(xp.uint8) if k < 16 else hit.astype(xp.int32)  # k * k < 256
-        rows = counts[:, :, :, 0]
-        for i in range(1, k):
-            rows = rows + counts[:, :, :, i]
-        ties = rows[..., 0]
-        for j in range(1, k):
-            ties = ties + rows[..., j]
-        share = gy / ties
+        if int(xp.count_nonzero(hit)) == y.size:  # one maximum per window: nothing to share
+            share = gy
+        else:  # how many elements hit each window's max: summed as bytes over i, then j
+            counts = hit.view(xp.uint8) if k < 16 else hit.astype(xp.int32)  # k * k < 256
+            rows = counts[:, :, :, 0]
+            for i in range(1, k):
+                rows = rows + counts[:, :, :, i]
+            ties = rows[..., 0]
+            for j in range(1, k):
+                ties = ties + rows[..., j]
+            share = ties.astype(gy.dtype)  # dividing by floats is faster than by bytes
+            xp.divide(gy, share, out=share)
         g = empty_image(ctx, xp, x, x.shape, gy.dtype) if out is None else out
         xp.multiply(hit, share[:, :, :, None, :, None], out=self.tiles(g))  # a view of g
         return g
