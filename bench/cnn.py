@@ -44,7 +44,7 @@ WORKLOAD = Workload(
     name="cnn",
     title="mnist_cnn conv32-pool-conv64-pool-fc10, cross-entropy, Adam lr 1e-3, batch 100",
     make_data=make_data,
-    rounds=16, steps=3, warmup=2, probe_steps=10,
+    rounds=32, steps=3, warmup=2, probe_steps=10,
     targets=[Target("median", 1.10, "CNN step"), Target("memory", 1.3, "CNN peak memory")],
     info={"model_source": _model_source(), "batch": BATCH},
 )
