@@ -233,7 +233,7 @@ class Executor:
             ctx = ctxs[step.name] = Context(training, rng, step.needs, workspace,
                                             release and step.private)
             # Direct calls for the usual input counts: Python runs them in its own loop, where
-            # f(ctx, *args) would build a tuple and start a new one (~5% of an XOR step).
+            # f(ctx, *args) would build a tuple and start a new one (~3% of an XOR step).
             xs = step.inputs
             if len(xs) == 3:
                 y = step.op.forward(ctx, values[xs[0]], values[xs[1]], values[xs[2]])
