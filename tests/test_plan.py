@@ -38,6 +38,8 @@ def feeds_for(graph, seed=0):
         x = rng.integers(0, 3, (3, 2, 8, 8)).astype(float)
         x[:, :, :4] = 0
         return {"x": x, "y": rng.integers(0, 5, 3)}
+    if graph.name == "flat":
+        return {"x": rng.standard_normal((3, 2, 4, 6)), "y": rng.integers(0, 5, 3)}
     if "y" in graph.inputs:
         return {"x": rng.standard_normal((6, 8)), "y": rng.integers(0, 5, 6)}
     return {"x": np.array([[0, 0], [0, 1], [1, 0], [1, 1]], float),
@@ -56,10 +58,14 @@ CASES = {
     "mlp_log_softmax_nll": (lambda: load_graph(mlp("nll")),
                             ["fc1.matmul+fc1.add+act", "fc2.matmul+fc2.add", "lsm+nll"]),
     "cnn": (lambda: load_graph(cnn()),
-            ["c1.conv2d+r1+p1", "c2.conv2d", "r2", "p2", "fl", "fc.matmul+fc.add", "ce"]),
+            ["c1.conv2d+r1+p1", "c2.conv2d", "r2", "p2", "fl+fc.matmul+fc.add", "ce"]),
     "cnn_fused_twice_with_ties": (
         lambda: load_graph(cnn(second_pool={"kernel": 2}, name="cnn2")),
-        ["c1.conv2d+r1+p1", "c2.conv2d+r2+p2", "fl", "fc.matmul+fc.add", "ce"]),
+        ["c1.conv2d+r1+p1", "c2.conv2d+r2+p2", "fl+fc.matmul+fc.add", "ce"]),
+    "flatten_linear_of_the_data": (lambda: load_graph(image_classifier()),
+                                   ["fl+fc.matmul+fc.add", "ce"]),
+    "flatten_linear_of_an_avgpool": (lambda: load_graph(image_classifier(pooled=True)),
+                                     ["c.conv2d", "p", "fl+fc.matmul+fc.add", "ce"]),
 }
 
 
@@ -82,6 +88,27 @@ def cnn(second_pool=None, name="cnn"):
                 {"name": "p2", "op": "maxpool2d", "inputs": ["a2"], "outputs": ["q2"],
                  "attrs": second_pool or {"kernel": 3, "stride": 1}},
                 {"name": "fl", "op": "flatten", "inputs": ["q2"], "outputs": ["v"]},
+                {"name": "fc", "op": "linear", "inputs": ["v"], "outputs": ["z"],
+                 "attrs": {"units": 5}},
+                {"name": "ce", "op": "cross_entropy", "inputs": ["z", "y"], "outputs": ["L"]}],
+            "outputs": ["z"], "loss": "L"}
+
+
+def image_classifier(pooled=False):
+    """flatten -> linear on the data or (``pooled``) on an average pool's output of a
+    convolution: both (N, C, H, W) in C order, not channels-last; the second needs dx."""
+    first = [{"name": "fl", "op": "flatten", "inputs": ["x"], "outputs": ["v"]}]
+    if pooled:
+        first = [{"name": "c", "op": "conv", "inputs": ["x"], "outputs": ["a"],
+                  "attrs": {"filters": 3, "kernel": 3, "padding": 1}},
+                 {"name": "p", "op": "avgpool2d", "inputs": ["a"], "outputs": ["q"],
+                  "attrs": {"kernel": 2}},
+                 {"name": "fl", "op": "flatten", "inputs": ["q"], "outputs": ["v"]}]
+    return {"minigraph": 1, "name": "flat",
+            "inputs": {"x": {"shape": ["batch", 2, 4, 6]},
+                       "y": {"shape": ["batch"], "dtype": "int64"}},
+            "nodes": [
+                *first,
                 {"name": "fc", "op": "linear", "inputs": ["v"], "outputs": ["z"],
                  "attrs": {"units": 5}},
                 {"name": "ce", "op": "cross_entropy", "inputs": ["z", "y"], "outputs": ["L"]}],

@@ -13,6 +13,8 @@ per-op rules stay the source of truth; tests check each fusion against the unfus
 |                              |                | channel and relu and max commute (monotone)   |
 | matmul -> add -> relu,       | LinearAct      | bias and activation in place on the product;  |
 | sigmoid or tanh              |                | backward reads the derivative from y          |
+| flatten -> matmul -> add     | FlattenLinear  | a channels-last image is not copied into      |
+|                              |                | (c, h, w) order; W's rows are reordered       |
 | matmul -> add (bias)         | LinearFused    | adds the bias in place; db = column sums, no  |
 |                              |                | unbroadcast; one op call instead of two       |
 | sigmoid -> bce               | SigmoidBCE     | dL/dz = (y - t) / N: no division by y (1 - y) |
@@ -25,7 +27,7 @@ from typing import Callable
 
 from .base import Op, constant, get_array_module, sum_leading
 from .activation import stable_sigmoid
-from .conv import channels_first, channels_last
+from .conv import channels_first, channels_last, is_channels_last
 from .loss import CrossEntropy
 from .probability import log_softmax
 
@@ -115,6 +117,43 @@ class LinearAct(LinearFused):
         if not ctx.owns_outputs:  # somebody may still read y: work on a copy
             y = y.copy()
         return linear_grads(ctx.needs_input_grad, x, w, self.derivative(y, gy))
+
+
+class FlattenLinear(Op):
+    """y = flatten(x) W + b for an image x (N, C, H, W), W (C*H*W, out).
+
+    flatten orders each row (c, h, w).  A channels-last x already holds its rows in memory
+    ordered (h, w, c): instead of copying x into the other order (forward) and reading the
+    gradient back across it (backward), W's rows are put in x's order -- a copy of W, which
+    is small (3136 x 10 in the lecture CNN) -- and dW is put back the same way.
+    """
+
+    name = "flatten+linear(fused)"
+    inputs = ("x", "W", "b")
+
+    def forward(self, ctx, x, w, b):
+        n, c, h, wd = x.shape
+        rows = is_channels_last(x)
+        if rows:  # (c, h, w) rows of W -> (h, w, c)
+            f = channels_last(x).reshape(n, h * wd * c)
+            w = w.reshape(c, h, wd, -1).transpose(1, 2, 0, 3).reshape(h * wd * c, -1)
+        else:
+            f = x.reshape(n, c * h * wd)
+        ctx.saved = (f, w, x.shape, rows)
+        y = f @ w
+        y += b
+        return y
+
+    def backward(self, ctx, gy):
+        f, w, (n, c, h, wd), rows = ctx.saved
+        dx, dw, db = linear_grads(ctx.needs_input_grad, f, w, gy)
+        if rows:
+            dx = None if dx is None else channels_first(dx.reshape(n, h, wd, c))
+            dw = None if dw is None else \
+                dw.reshape(h, wd, c, -1).transpose(2, 0, 1, 3).reshape(c * h * wd, -1)
+        elif dx is not None:
+            dx = dx.reshape(n, c, h, wd)
+        return dx, dw, db
 
 
 class ConvReLUPool(Op):
@@ -240,6 +279,13 @@ def _pool_after_conv(graph, nodes):
             and isinstance(w, int) and h % k == 0 and w % k == 0)
 
 
+def _flat_image_bias(graph, nodes):
+    """flatten -> matmul -> add: an (N, C, H, W) image flattened from axis 1, then a bias."""
+    flatten = nodes[0]
+    return (len(graph.tensors[flatten.inputs[0]].shape) == 4 and flatten.op.start_axis in (1, -3)
+            and _bias_of(graph, nodes[1:]))
+
+
 def _classes_last(graph, nodes):
     rank = len(graph.tensors[nodes[0].outputs[0]].shape)
     return nodes[0].op.axis in (-1, rank - 1)
@@ -269,6 +315,7 @@ FUSIONS = (
            _pool_after_conv),
     *(Fusion(("matmul", "add", act), lambda n: LinearAct(n[2].op_name), (2,),
              _bias_then_free_activation) for act in ACTIVATIONS),
+    Fusion(("flatten", "matmul", "add"), lambda n: FlattenLinear(), (2,), _flat_image_bias),
     Fusion(("matmul", "add"), lambda n: LinearFused(), (1,), _bias_of),
     Fusion(("sigmoid", "bce"), lambda n: SigmoidBCE(n[1].op.reduction), (0, 1)),
     Fusion(("log_softmax", "nll"), lambda n: LogSoftmaxNLL(n[1].op.reduction), (0, 1),
