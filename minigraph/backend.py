@@ -60,7 +60,7 @@ def constant(value, like):
     the operand's own dtype as it is -- with the same result, as the number would have been
     converted to that dtype anyway.
     """
-    key = (type(like), like.dtype, value)
+    key = (type(like), like.device, like.dtype, value)  # CuPy: one per GPU
     c = _CONSTANTS.get(key)
     if c is None:
         if len(_CONSTANTS) >= 256:  # e.g. a learning rate that changes every epoch
