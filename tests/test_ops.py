@@ -167,11 +167,19 @@ def test_max_splits_gradient_among_ties():
     np.testing.assert_array_equal(g, [[0, 0.5, 0.5], [1, 0, 0]])
 
 
-def test_maxpool_splits_gradient_among_ties():
+def test_maxpool_gives_the_whole_gradient_to_the_first_of_tied_maxima():
     x = np.ones((1, 1, 2, 2))
     op, ctx, _ = run_op("maxpool2d", [x], {"kernel": 2})
-    (g,) = op.backward(ctx, np.ones((1, 1, 1, 1)))
-    np.testing.assert_array_equal(g, np.full((1, 1, 2, 2), 0.25))
+    (g,) = op.backward(ctx, np.full((1, 1, 1, 1), 3.0))
+    np.testing.assert_array_equal(g, [[[[3.0, 0.0], [0.0, 0.0]]]])  # PyTorch, Caffe, ONNX
+
+
+def test_maxpool_never_sends_the_gradient_into_the_padding():
+    # every value is -inf, like the padding: the first real pixel of each window is chosen
+    x = np.full((1, 1, 3, 3), -np.inf)
+    op, ctx, y = run_op("maxpool2d", [x], {"kernel": 2, "stride": 2, "padding": 1})
+    (g,) = op.backward(ctx, np.ones(y.shape))
+    np.testing.assert_array_equal(g, [[[[1, 1, 0], [1, 1, 0], [0, 0, 0]]]])
 
 
 def test_stable_at_extreme_inputs():
@@ -186,8 +194,9 @@ def test_stable_at_extreme_inputs():
         np.testing.assert_allclose(loss, 2000.0)
         loss = run_op("bce_with_logits", [x, np.array([[1.0, 1.0, 0.0]])])[2]
         np.testing.assert_allclose(loss, 2000.0 / 3 + np.log(2) / 3)
+    with np.errstate(divide="ignore"):  # ln 0 = -inf, clamped at -100 as in PyTorch
         loss = run_op("bce", [np.array([0.0, 1.0]), np.array([1.0, 1.0])])[2]
-        np.testing.assert_allclose(loss, -np.log(1e-7) / 2, rtol=1e-6)
+    np.testing.assert_allclose(loss, 100.0 / 2)
 
 
 def test_conv2d_skips_input_gradient_when_not_needed():
@@ -248,30 +257,36 @@ def test_dropout_at_train_keeps_the_mean_and_reuses_its_mask():
 
 
 def ref_maxpool_grad(x, gy, k):
-    """dL/dx of a k x k, stride-k max pool by loops: each window's gy split among its maxima."""
+    """dL/dx of a k x k, stride-k max pool by loops: each window's gy goes to its first
+    maximum in row-major order (np.argmax picks the first)."""
     g = np.zeros_like(x)
     n, c, oh, ow = gy.shape
     for i, j, r, s in np.ndindex(n, c, oh, ow):
         window = x[i, j, r * k:(r + 1) * k, s * k:(s + 1) * k]
-        hits = window == window.max()
-        g[i, j, r * k:(r + 1) * k, s * k:(s + 1) * k] += hits * gy[i, j, r, s] / hits.sum()
+        a, b = divmod(int(np.argmax(window)), k)
+        g[i, j, r * k + a, s * k + b] += gy[i, j, r, s]
     return g
 
 
 @pytest.mark.parametrize("layout", ["nchw", "channels_last"])
 @pytest.mark.parametrize("k", [2, 3])
-def test_maxpool_tiled_backward_splits_ties_like_the_definition(layout, k):
+@pytest.mark.parametrize("ties", [True, False])
+def test_maxpool_plain_and_tiled_backward_follow_the_definition(layout, k, ties):
     rng = np.random.default_rng(0)
-    x = rng.integers(0, 3, size=(2, 3, 2 * k, 3 * k)).astype(float)  # many ties
+    shape = (2, 3, 2 * k, 3 * k)
+    x = rng.integers(0, 3, size=shape).astype(float) if ties else rng.standard_normal(shape)
     if layout == "channels_last":
         x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
     op, ctx, y = run_op("maxpool2d", [x], {"kernel": k})
     gy = rng.standard_normal(y.shape)
+    want = ref_maxpool_grad(np.asarray(x), gy, k)
     (g,) = op.backward(ctx, gy)
-    np.testing.assert_allclose(g, ref_maxpool_grad(np.asarray(x), gy, k), rtol=1e-12)
-    # the result keeps the input's layout
-    assert (g.transpose(0, 2, 3, 1).flags.c_contiguous if layout == "channels_last"
-            else g.flags.c_contiguous)
+    np.testing.assert_array_equal(g, want)
+    tiled = op.backward_tiles(make_ctx(1), x, op.forward_tiles(make_ctx(1), x), gy)
+    np.testing.assert_array_equal(tiled, want)
+    # the kernel keeps the input's layout
+    assert (tiled.transpose(0, 2, 3, 1).flags.c_contiguous if layout == "channels_last"
+            else tiled.flags.c_contiguous)
 
 
 def test_conv2d_works_channels_last_whatever_the_input_layout():

@@ -1,4 +1,8 @@
-"""The execution plan: fusion and early release change speed and memory, never results."""
+"""The execution plan: fusion and early release change speed and memory, never results.
+
+Every fusion is compared with the plain chain it replaces on ordinary inputs and on extreme
+ones: saturated logits, ties and zeros in every pooling window, huge and tiny magnitudes,
+float32 and float64 (``test_fused_plan_equals_plain_at_the_extremes``)."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -48,7 +52,7 @@ def feeds_for(graph, seed=0):
 
 CASES = {
     "xor": (lambda: load_graph(ROOT / "models" / "xor.yaml"),
-            ["fc1+bias1+act1", "fc2+bias2", "act2+loss"]),
+            ["fc1+bias1+act1", "fc2+bias2+act2", "loss"]),
     "mlp_cross_entropy": (lambda: load_graph(mlp()),
                           ["fc1.matmul+fc1.add+act", "fc2.matmul+fc2.add", "ce"]),
     "mlp_tanh": (lambda: load_graph(mlp(activation="tanh")),
@@ -171,3 +175,103 @@ def test_backward_leaves_kept_values_alone(activation):
     for t, v in before.items():
         np.testing.assert_array_equal(run.values[t], v, err_msg=t)
     assert "a1" in before  # the fused linear+activation output is among them
+
+
+# ==== extreme inputs ==============================================================================
+
+def extreme_feeds(graph, kind, dtype):
+    """Feeds that push every op to its edge: huge inputs (saturated sigmoid/tanh/softmax),
+    tiny ones, exact zeros and ties (every pooling window tied), mixed signs."""
+    feeds = feeds_for(graph)
+    x = np.asarray(feeds["x"], dtype=np.float64)
+    if kind == "huge":
+        x = np.sign(x + 0.5) * 1e3
+    elif kind == "tiny":
+        x = x * 1e-30
+    elif kind == "zeros":
+        x = np.zeros_like(x)
+    elif kind == "ties":
+        x = np.where(x > 0, 1.0, -1.0)  # every window holds equal values
+    return {**feeds, "x": x.astype(dtype)}
+
+
+def scaled_params(graph, scale, dtype):
+    params = init_params(graph, 3, dtype="float64")
+    return {k: (v * scale).astype(dtype) for k, v in params.items()}
+
+
+def assert_close(a, b, dtype, what, scale=0.0):
+    """Equal to rounding: NaN and inf in the same places, finite values within a relative
+    tolerance of the dtype, and an absolute one relative to ``scale`` (the size of the terms
+    a sum such as a bias gradient cancels: rounding is relative to them, not to the sum)."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    assert np.array_equal(np.isnan(a), np.isnan(b)), what
+    assert np.array_equal(np.isinf(a), np.isinf(b)) and np.array_equal(a[np.isinf(a)],
+                                                                          b[np.isinf(b)]), what
+    finite = np.isfinite(a)
+    rtol = 2e-5 if dtype == "float32" else 1e-10
+    scale = max(scale, float(np.abs(b[finite]).max(initial=0.0)), 1e-30)
+    np.testing.assert_allclose(a[finite], b[finite], rtol=rtol, atol=rtol * scale, err_msg=what)
+
+
+def largest(a):
+    a = np.asarray(a, np.float64)
+    return float(np.abs(a[np.isfinite(a)]).max(initial=0.0))
+
+
+def term_scale(graph, param, run, grads):
+    """How large the terms are that param's gradient sums: for each node reading it, the
+    largest gradient of its output times the largest value of its other inputs."""
+    scale = 0.0
+    for node in graph.consumers(param):
+        others = [largest(run.values[t]) for t in node.inputs if t != param]
+        g = grads.get(node.outputs[0])
+        if g is not None:
+            scale = max(scale, largest(g) * max([1.0] + others))
+    return scale
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("scale", [1.0, 30.0, 100.0])
+@pytest.mark.parametrize("kind", ["ordinary", "huge", "tiny", "zeros", "ties"])
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_fused_plan_equals_plain_at_the_extremes(case, kind, scale, dtype):
+    graph = CASES[case][0]()
+    fused = Executor(graph, dtype=dtype, fuse=True)
+    plain = Executor(graph, dtype=dtype)
+    params = scaled_params(graph, scale, dtype)
+    feeds = extreme_feeds(graph, "ordinary" if kind == "ordinary" else kind, dtype)
+    with np.errstate(all="ignore"):
+        a = fused.forward({k: v.copy() for k, v in params.items()}, feeds, keep_values=False)
+        b = plain.forward(params, feeds)
+        for t in graph.outputs + [graph.loss]:
+            assert_close(a.values[t], b.values[t], dtype, t)
+        ga = fused.backward(a, keep_all=False)
+        gb = plain.backward(b)
+    for name in graph.params:
+        assert_close(ga[name], gb[name], dtype, f"d{graph.loss}/d{name}",
+                     term_scale(graph, name, b, gb))
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_training_plan_applies_the_gradient_that_is_drawn(dtype):
+    """The probe of the design review: matmul -> sigmoid -> bce at saturation.  What the
+    trainer applies (fused plan) is what Model, check and render --grads show (plain)."""
+    graph = load_graph({
+        "minigraph": 1, "name": "probe",
+        "inputs": {"x": {"shape": ["batch", 1]}, "t": {"shape": ["batch", 1]}},
+        "params": {"w": {"shape": [1, 1], "init": {"value": [[1.0]]}}},
+        "nodes": [{"name": "mm", "op": "matmul", "inputs": ["x", "w"], "outputs": ["z"]},
+                  {"name": "s", "op": "sigmoid", "inputs": ["z"], "outputs": ["y"]},
+                  {"name": "l", "op": "bce", "inputs": ["y", "t"], "outputs": ["L"]}],
+        "outputs": ["y"], "loss": "L"})
+    feeds = {"x": np.array([[30.0], [-30.0], [-18.0], [20.0]]),
+             "t": np.array([[0.0], [1.0], [1.0], [0.0]])}
+    params = {"w": np.ones((1, 1), dtype=dtype)}
+    runs = []
+    for fuse in (True, False):
+        ex = Executor(graph, dtype=dtype, fuse=fuse)
+        with np.errstate(all="ignore"):
+            run = ex.forward(params, feeds, keep_values=not fuse)
+            runs.append((float(run.values["L"]), float(ex.backward(run)["w"][0, 0])))
+    assert runs[0] == pytest.approx(runs[1], rel=1e-6)

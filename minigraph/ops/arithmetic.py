@@ -96,7 +96,12 @@ class Div(Binary):
 
 @register
 class Pow(Binary):
-    """a ** b (broadcasting); d/db uses log(a), defined for a > 0."""
+    """a ** b (broadcasting); dL/da = gy b a^(b-1), dL/db = gy a^b ln a.
+
+    As in PyTorch: where b = 0, dL/da = 0 (a^0 = 1 does not depend on a, even at a = 0,
+    where b a^(b-1) would be 0 * inf); where a = 0 and b >= 0, dL/db = 0 (0^b is flat in b,
+    where a^b ln a would be 0 * -inf).  For a < 0, ln a and so dL/db are NaN.
+    """
 
     name = "pow"
 
@@ -108,12 +113,13 @@ class Pow(Binary):
     def backward(self, ctx, gy):
         a, b, y = ctx.saved
         xp = get_array_module(a)
-        need_a, need_b = ctx.needs_input_grad or (True, True)
-        da = unbroadcast(gy * b * a ** (b - 1), a.shape) if need_a else None
-        db = None
+        need_a, need_b = ctx.needs_input_grad
+        da = db = None
+        if need_a:
+            da = unbroadcast(xp.where(b == 0, 0, gy * b * a ** (b - 1)), a.shape)
         if need_b:
-            safe_log = xp.log(xp.where(a > 0, a, 1))
-            db = unbroadcast(gy * y * safe_log, b.shape)
+            flat = (a == 0) & (b >= 0)
+            db = unbroadcast(xp.where(flat, 0, gy * y * xp.log(a)), b.shape)
         return da, db
 
 

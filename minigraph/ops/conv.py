@@ -291,16 +291,71 @@ class Pool2D(Op):
                 out_size(self.name, x[3], k, s, p, x, "kernel"))
 
 
+def first_max(slabs, valid=None):
+    """(y, index): the maximum of each window and which element holds it, as PyTorch picks it.
+
+    ``slabs`` are the window's elements in row-major order (each an array over all windows),
+    ``valid`` (optional, like ``slabs``) marks the ones that are not padding.  Walking the
+    elements in order, one is taken when it is larger than the maximum so far or is NaN -- so
+    the *first* of tied maxima is kept, a NaN counts as the maximum (the last NaN wins), and
+    padding is never chosen.  ``index[...] = i * k + j`` names element (i, j) of the window.
+    """
+    xp = get_array_module(slabs[0])
+    y = slabs[0].copy()
+    index = xp.zeros(y.shape, dtype=xp.int32)
+    chosen_valid = None if valid is None else valid[0].copy()
+    for offset in range(1, len(slabs)):
+        v = slabs[offset]
+        take = (v > y) | xp.isnan(v)
+        if valid is not None:  # a real element beats padding, and padding never wins
+            take = valid[offset] & (take | ~chosen_valid)
+            chosen_valid |= take
+        y = xp.where(take, v, y)
+        index = xp.where(take, offset, index)
+    return y, index
+
+
 @register
 class MaxPool2D(Pool2D):
-    """Maximum of each window; the gradient goes to the maximum (ties share it equally).
+    """Maximum of each window; the whole gradient goes to one element per window.
 
-    When the windows tile the image (stride = kernel, no padding, H and W multiples of the
-    kernel), backward compares the (N, C, OH, k, OW, k) tile view with the output in one
-    broadcast operation instead of k * k slabs.
+    That element is the window's first maximum in row-major order -- what PyTorch's
+    ``return_indices`` reports and where PyTorch, Caffe and ONNX send the gradient: tied
+    maxima do not share it.  (A NaN counts as the maximum; see :func:`first_max`.)
+
+    Training plans that fuse conv2d -> relu -> maxpool2d use ``forward_tiles`` and
+    ``backward_tiles`` (windows that tile the image: stride = kernel, no padding), which
+    compute the same values with fewer array operations.
     """
 
     name = "maxpool2d"
+
+    def forward(self, ctx, x):
+        xp = get_array_module(x)
+        k, s, p = self.kernel, self.step, self.padding
+        x_padded, oh, ow = self.padded(x, value=-xp.inf)
+        offsets = [(i, j) for i in range(k) for j in range(k)]
+        slabs = [slab(x_padded, i, j, s, oh, ow) for i, j in offsets]
+        valid = None
+        if p:  # which padded pixels are real
+            real = pad(xp.ones(x.shape, dtype=bool), p, value=False)
+            valid = [slab(real, i, j, s, oh, ow) for i, j in offsets]
+        y, index = first_max(slabs, valid)
+        ctx.save(x_padded.shape, index)
+        return y
+
+    def backward(self, ctx, gy):
+        padded_shape, index = ctx.saved
+        xp = get_array_module(gy)
+        k, s = self.kernel, self.step
+        oh, ow = gy.shape[2], gy.shape[3]
+        g = xp.zeros(padded_shape, dtype=gy.dtype)
+        for offset, (i, j) in enumerate((i, j) for i in range(k) for j in range(k)):
+            view = slab(g, i, j, s, oh, ow)  # element (i, j) of every window
+            view += xp.where(index == offset, gy, 0)
+        return (unpad(g, self.padding),)
+
+    # -- windows that tile the image: the fused conv+relu+pool of training plans ------------
 
     def tiles(self, x):
         """The (N, C, OH, k, OW, k) view of x when the windows tile it exactly, else None."""
@@ -310,67 +365,47 @@ class MaxPool2D(Pool2D):
             return None
         return x.reshape(n, c, h // k, k, w // k, k)
 
-    def forward(self, ctx, x):
+    def forward_tiles(self, ctx, x):
+        """The pooled image (channels-last if x is): a running maximum over the k * k
+        elements (NaN propagates, as in ``forward``)."""
         xp = get_array_module(x)
-        k, s = self.kernel, self.step
-        x_padded, oh, ow = self.padded(x, value=-xp.inf)
-        slabs = [slab(x_padded, i, j, s, oh, ow) for i in range(k) for j in range(k)]
-        y = empty_image(ctx, xp, x, slabs[0].shape, x.dtype)  # channels-last if x is
+        k = self.kernel
+        slabs = [slab(x, i, j, k, x.shape[2] // k, x.shape[3] // k)
+                 for i in range(k) for j in range(k)]
+        y = empty_image(ctx, xp, x, slabs[0].shape, x.dtype)
         if k == 1:
             y[...] = slabs[0]
-        else:  # a running maximum over the k * k window elements
+        else:
             xp.maximum(slabs[0], slabs[1], out=y)
         for other in slabs[2:]:
             xp.maximum(y, other, out=y)
-        ctx.save(x_padded, y)
         return y
 
-    def backward(self, ctx, gy):
-        x_padded, y = ctx.saved
-        if self.tiles(x_padded) is not None:
-            return (self.backward_tiles(ctx, x_padded, y, gy),)
-        xp = get_array_module(gy)
-        k, s = self.kernel, self.step
-        oh, ow = y.shape[2], y.shape[3]
-        hits = [slab(x_padded, i, j, s, oh, ow) == y for i in range(k) for j in range(k)]
-        ties = hits[0].astype(gy.dtype)  # how many elements hit each window's max
-        for hit in hits[1:]:
-            ties += hit
-        share = gy / ties
-        g = xp.zeros(x_padded.shape, dtype=gy.dtype)
-        for (i, j), hit in zip([(i, j) for i in range(k) for j in range(k)], hits):
-            view = slab(g, i, j, s, oh, ow)
-            if s >= k:  # windows do not overlap: each pixel is written once
-                xp.multiply(hit, share, out=view)
-            else:
-                view += hit * share
-        return (unpad(g, self.padding),)
-
     def backward_tiles(self, ctx, x, y, gy, out=None):
-        """dL/dx from x, the output y and its gradient gy, when the windows tile x.
+        """dL/dx from x, its pooled image y and gy, when the windows tile x: the rule of
+        ``backward``, computed by one broadcast comparison of the tiles with y when every
+        window has exactly one maximum; else (ties, NaN) by :func:`first_max`.
 
         ``out=x`` writes the gradient over x itself (x is read before it is overwritten),
         for callers that own x: the fused conv+relu+pool does, saving a buffer.
         """
         xp = get_array_module(gy)
         tiles = self.tiles(x)
-        n, c, oh, k, ow, _ = tiles.shape
+        k = self.kernel
+        g = empty_image(ctx, xp, x, x.shape, gy.dtype) if out is None else out
         hit = self.tiles(empty_image(ctx, xp, x, x.shape, bool))
         xp.equal(tiles, y[:, :, :, None, :, None], out=hit)
-        if int(xp.count_nonzero(hit)) == y.size:  # one maximum per window: nothing to share
-            share = gy
-        else:  # how many elements hit each window's max: summed as bytes over i, then j
-            counts = hit.view(xp.uint8) if k < 16 else hit.astype(xp.int32)  # k * k < 256
-            rows = counts[:, :, :, 0]
-            for i in range(1, k):
-                rows = rows + counts[:, :, :, i]
-            ties = rows[..., 0]
-            for j in range(1, k):
-                ties = ties + rows[..., j]
-            share = ties.astype(gy.dtype)  # dividing by floats is faster than by bytes
-            xp.divide(gy, share, out=share)
-        g = empty_image(ctx, xp, x, x.shape, gy.dtype) if out is None else out
-        xp.multiply(hit, share[:, :, :, None, :, None], out=self.tiles(g))  # a view of g
+        # Without NaN every window has at least one hit, so as many hits as windows means
+        # exactly one per window: the first maximum is the only one.
+        if int(xp.count_nonzero(hit)) == y.size and not bool(xp.isnan(y).any()):
+            xp.multiply(hit, gy[:, :, :, None, :, None], out=self.tiles(g))
+            return g
+        del hit
+        offsets = [(i, j) for i in range(k) for j in range(k)]
+        _, index = first_max([tiles[:, :, :, i, :, j] for i, j in offsets])
+        g_tiles = self.tiles(g)
+        for offset, (i, j) in enumerate(offsets):  # each element of g is written once
+            xp.multiply(index == offset, gy, out=g_tiles[:, :, :, i, :, j])
         return g
 
 

@@ -3,7 +3,13 @@
 These are not part of the model-file vocabulary (they are not registered): the planner in
 :mod:`minigraph.engine` swaps a matching pair of primitive nodes for one fused step when the
 tensor between them is read by nothing else and nobody asked for its gradient.  The readable
-per-op rules stay the source of truth; tests check each fusion against the unfused pair.
+per-op rules stay the source of truth: each fused op computes what its chain computes, to
+rounding, and ``tests/test_plan.py`` checks every fusion against the unfused chain on ordinary
+and on extreme inputs (saturated logits, ties in every pooling window, zeros, huge and tiny
+values, float32 and float64).  A chain that cannot be computed exactly is not fused: there is
+no sigmoid -> bce fusion, because bce clamps its logs as PyTorch does while the stable
+``softplus(-z) + (1 - t) z`` form does not (a model that wants the stable form writes
+``bce_with_logits``).
 
 | chain                        | fused op       | why it pays                                   |
 | ---------------------------- | -------------- | --------------------------------------------- |
@@ -17,7 +23,6 @@ per-op rules stay the source of truth; tests check each fusion against the unfus
 |                              |                | (c, h, w) order; W's rows are reordered       |
 | matmul -> add (bias)         | LinearFused    | adds the bias in place; db = column sums, no  |
 |                              |                | unbroadcast; one op call instead of two       |
-| sigmoid -> bce               | SigmoidBCE     | dL/dz = (y - t) / N: no division by y (1 - y) |
 | log_softmax -> nll           | LogSoftmaxNLL  | dL/dx = (softmax - one_hot) / N in one step   |
 """
 from __future__ import annotations
@@ -174,60 +179,26 @@ class ConvReLUPool(Op):
         xp = get_array_module(x)
         need_x, need_w, _ = ctx.needs_input_grad
         conv_ctx = ctx.part((need_x, need_w))
-        pool_ctx = ctx.part((True,))
         z = self.conv.forward_nhwc(conv_ctx, x, w)                # (N, H, W, O), no bias yet
-        m = channels_last(self.pool.forward(pool_ctx, channels_first(z)))  # (N, PH, PW, O)
+        m = channels_last(self.pool.forward_tiles(ctx, channels_first(z)))  # (N, PH, PW, O)
         y = xp.add(m, b, out=ctx.empty(xp, m.shape, m.dtype))
         xp.maximum(y, 0, out=y)
-        ctx.saved = (conv_ctx, pool_ctx, y)
+        ctx.saved = (conv_ctx, z, m, y)
         return channels_first(y)
 
     def backward(self, ctx, gy):
-        conv_ctx, pool_ctx, y = ctx.saved
+        conv_ctx, z, m, y = ctx.saved  # z: the conv's output (ours alone); m: its maxima
         ctx.saved = None  # each part's saved arrays are freed as soon as it is done
         xp = get_array_module(gy)
         need_x, need_w, need_b = ctx.needs_input_grad
         dm = ctx.empty(xp, y.shape, y.dtype)
         xp.multiply(channels_last(gy), y > 0, out=dm)
         db = sum_leading(dm, 3) if need_b else None
-        z, m = pool_ctx.saved  # the conv's output (ours alone) and the pooled maxima
-        pool_ctx.saved = None
-        dz = self.pool.backward_tiles(pool_ctx, z, m, channels_first(dm), out=z)  # over z
+        z, m = channels_first(z), channels_first(m)
+        dz = self.pool.backward_tiles(ctx, z, m, channels_first(dm), out=z)  # over z
         del dm, y, m
         dx, dw = self.conv.backward_nhwc(conv_ctx, channels_last(dz))
         return dx, dw, db
-
-
-class SigmoidBCE(Op):
-    """(y, L) = (sigmoid(z), bce(sigmoid(z), t)); outputs the probabilities and the loss.
-
-    With s = softplus(-z) = -ln y, and -ln(1 - y) = z + s, the per-element loss is
-    t s + (1 - t)(z + s) = s + (1 - t) z: exact, with no clipping (the unfused ``bce`` clips
-    y to [1e-7, 1 - 1e-7]; both agree wherever the clip does not bite, |z| < 16).
-    """
-
-    name = "sigmoid+bce(fused)"
-    inputs = ("z", "target")
-
-    def __init__(self, reduction="mean"):
-        self.reduction = reduction
-
-    def forward(self, ctx, z, t):
-        xp = get_array_module(z)
-        if t.dtype != z.dtype:
-            t = t.astype(z.dtype)
-        s = xp.logaddexp(constant(0, z), -z)  # softplus(-z) = -ln y
-        y = xp.exp(-s)
-        total = s.sum() + xp.vdot(constant(1, t) - t, z)  # the sum of s + (1 - t) z
-        scale = 1 / y.size if self.reduction == "mean" else 1.0
-        ctx.saved = (y, t, scale)
-        return xp.asarray(y), xp.asarray(total * scale)
-
-    def backward(self, ctx, gy):
-        y, t, scale = ctx.saved
-        need_z, need_t = ctx.needs_input_grad
-        dz = (y - t) * (gy * scale) if need_z else None
-        return dz, None
 
 
 class LogSoftmaxNLL(Op):
@@ -255,17 +226,6 @@ def _bias_of(graph, nodes):
     b_shape = graph.tensors[add.inputs[1]].shape
     return (len(x_shape) == 2 and len(w_shape) == 2 and len(b_shape) == 1
             and b_shape[0] == w_shape[1])
-
-
-def _bias_then_free_activation(graph, nodes):
-    """matmul -> add -> act, unless act's output goes straight into a loss that fuses with
-    act (sigmoid -> bce): that fusion is exact and worth more, so act is left to it."""
-    if not _bias_of(graph, nodes):
-        return False
-    act = nodes[2]
-    readers = [n for n in graph.nodes if act.outputs[0] in n.inputs]
-    return not (len(readers) == 1 and any(f.ops == (act.op_name, readers[0].op_name)
-                                          for f in FUSIONS))
 
 
 def _pool_after_conv(graph, nodes):
@@ -314,10 +274,9 @@ FUSIONS = (
     Fusion(("conv2d", "relu", "maxpool2d"), lambda n: ConvReLUPool(n[0].op, n[2].op), (2,),
            _pool_after_conv),
     *(Fusion(("matmul", "add", act), lambda n: LinearAct(n[2].op_name), (2,),
-             _bias_then_free_activation) for act in ACTIVATIONS),
+             _bias_of) for act in ACTIVATIONS),
     Fusion(("flatten", "matmul", "add"), lambda n: FlattenLinear(), (2,), _flat_image_bias),
     Fusion(("matmul", "add"), lambda n: LinearFused(), (1,), _bias_of),
-    Fusion(("sigmoid", "bce"), lambda n: SigmoidBCE(n[1].op.reduction), (0, 1)),
     Fusion(("log_softmax", "nll"), lambda n: LogSoftmaxNLL(n[1].op.reduction), (0, 1),
            _classes_last),
 )

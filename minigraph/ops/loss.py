@@ -5,8 +5,8 @@ Every loss returns a scalar (shape ``()``) and has ``reduction``: ``mean`` (defa
 * Element-wise losses compare two tensors of the same shape; ``mean`` averages over all
   elements (as PyTorch does):
       mse  = mean (p - t)^2               l1 = mean |p - t|
-      bce  = mean -[t ln p + (1 - t) ln(1 - p)],  p clipped to [1e-7, 1 - 1e-7]
-      bce_with_logits = mean softplus(z) - t z   (= bce(sigmoid(z), t), without the clip)
+      bce  = mean -[t max(ln p, -100) + (1 - t) max(ln(1 - p), -100)]   (PyTorch's BCELoss)
+      bce_with_logits = mean softplus(z) - t z   (= bce(sigmoid(z), t), with no clamp at all)
   Gradients flow to both inputs, target included.
 * Class losses take scores (..., C), the class axis last, and labels that are either class
   indices (shape (...), integers) or one-hot / probability rows (shape (..., C)).
@@ -26,7 +26,8 @@ from .activation import stable_sigmoid
 from .base import Attr, Op, ShapeError, fmt_shape, get_array_module, register, same_dim
 from .probability import log_softmax
 
-EPS = 1e-7  # bce keeps probabilities in [EPS, 1 - EPS] so that ln never sees 0
+LOG_FLOOR = -100.0  # bce clamps ln p and ln(1 - p) here, as PyTorch does
+GRAD_EPS = 1e-12    # ... and divides its gradient by max(p (1 - p), GRAD_EPS)
 
 REDUCTION = Attr("str", "mean", "combine the per-element losses by their mean or their sum",
                  choices=("mean", "sum"))
@@ -109,11 +110,14 @@ class L1(ElementLoss):
 
 @register
 class BCE(ElementLoss):
-    """Binary cross-entropy of probabilities: -[t ln p + (1 - t) ln(1 - p)].
+    """Binary cross-entropy of probabilities: -[t ln p + (1 - t) ln(1 - p)], as PyTorch's BCELoss.
 
-    p is clipped to [1e-7, 1 - 1e-7]; the gradient uses the clipped p, so a saturated wrong
-    prediction still gets a (large) gradient instead of none:
-    d/dp = (p - t) / (p (1 - p)),  d/dt = ln(1 - p) - ln p.
+    Like PyTorch, each log is clamped at -100 (so p = 0 or 1 costs at most 100, never inf),
+    and the gradient divides by max(p (1 - p), 1e-12) instead of p (1 - p):
+    d/dp = (p - t) / max(p (1 - p), 1e-12),  d/dt = ln(1 - p) - ln p.
+    After a sigmoid, dL/dz = (p - t) exactly while p (1 - p) > 1e-12 (|z| < 27.6 in float64);
+    further out, and wherever float32 rounds p to 0 or 1, the gradient fades.  A model that
+    must learn from confidently wrong predictions uses ``bce_with_logits`` on the logits.
     """
 
     name = "bce"
@@ -121,13 +125,14 @@ class BCE(ElementLoss):
 
     def losses(self, prob, target):
         xp = get_array_module(prob)
-        p = xp.clip(prob, EPS, 1 - EPS)
-        return -(target * xp.log(p) + (1 - target) * xp.log(1 - p)), (p, target)
+        log_p = xp.maximum(xp.log(prob), LOG_FLOOR)
+        log_q = xp.maximum(xp.log1p(-prob), LOG_FLOOR)  # ln(1 - p)
+        return (target - 1) * log_q - target * log_p, (prob, target)
 
     def local_grads(self, need_p, need_t, p, t):
         xp = get_array_module(p)
-        dp = (p - t) / (p * (1 - p)) if need_p else None
-        dt = xp.log(1 - p) - xp.log(p) if need_t else None
+        dp = (p - t) / xp.maximum((1 - p) * p, GRAD_EPS) if need_p else None
+        dt = xp.log1p(-p) - xp.log(p) if need_t else None
         return dp, dt
 
 
