@@ -53,7 +53,11 @@ class Model:
 
     # -- params -----------------------------------------------------------------------------
     def set_params(self, params: dict) -> None:
-        """Replace param values by name (e.g. from a checkpoint); shapes must match."""
+        """Replace param values by name (e.g. from a checkpoint); shapes must match.
+
+        The values are copied: training or changing the model's params afterwards never
+        changes the caller's arrays (nor does changing those change the model).
+        """
         for name, value in params.items():
             if name not in self.params:
                 raise MinigraphError(f"no param '{name}' in model '{self.graph.name}'"
@@ -62,7 +66,7 @@ class Model:
             if value.shape != self.params[name].shape:
                 raise MinigraphError(f"param '{name}' has shape {self.params[name].shape} in "
                                      f"the model but {value.shape} in the given values")
-            self.params[name] = self.backend.asarray(value, dtype=self.dtype)
+            self.params[name] = self.backend.xp.array(value, dtype=self.dtype)  # a copy
 
     # -- running ----------------------------------------------------------------------------
     def forward(self, feeds: dict | None = None, *, training: bool = False) -> dict:

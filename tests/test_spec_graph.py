@@ -177,6 +177,20 @@ def test_values_and_gradients_by_name():
     assert model.value("z").shape == (2, 1)
 
 
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_set_params_copies_the_callers_arrays(dtype):
+    model = mg.load(yaml.safe_load(BASE), dtype=dtype)
+    mine = {"W": np.array([[0.5], [-0.25]], dtype=dtype), "b": np.array([0.1], dtype=dtype)}
+    kept = {k: v.copy() for k, v in mine.items()}
+    model.set_params(mine)
+    for name, param in model.params.items():  # what an optimizer step does to them
+        param -= 1.0
+    for name in mine:
+        np.testing.assert_array_equal(mine[name], kept[name])
+    mine["W"][...] = 7.0  # and the other way round
+    assert not (model.value("W") == 7.0).any()
+
+
 def test_fan_out_gradients_accumulate():
     d = {"minigraph": 1, "name": "fan", "inputs": {"x": {"shape": [3]}},
          "nodes": [{"name": "sq", "op": "mul", "inputs": ["x", "x"], "outputs": ["y"]},
