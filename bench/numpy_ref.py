@@ -176,17 +176,25 @@ class XorStep:
         np.exp(y, out=y)
         y += F32(1.0)
         np.reciprocal(y, out=y)
-        # loss = -mean(t ln p + (1 - t) ln(1 - p)), p clipped to [1e-7, 1 - 1e-7] (as minigraph)
-        np.clip(y, F32(1e-7), F32(1 - 1e-7), out=p)
-        np.subtract(F32(1.0), p, out=q)
-        np.log(p, out=p)
-        np.log(q, out=q)
-        p -= q                                         # t ln p + (1-t) ln(1-p) = t (lp - lq) + lq
+        # loss = -mean(t ln y + (1 - t) ln(1 - y)), each log clamped at -100 (PyTorch's BCELoss)
+        np.log(y, out=p)
+        np.maximum(p, F32(-100.0), out=p)
+        np.negative(y, out=q)
+        np.log1p(q, out=q)
+        np.maximum(q, F32(-100.0), out=q)
+        p -= q                                         # t ln y + (1-t) ln(1-y) = t (ly - lq) + lq
         loss = -(float(np.dot(self.tflat, p.reshape(-1))) + float(q.sum())) * float(self.inv_n)
-        # backward: dL/d(pre-sigmoid output) = (y - t) / n
+        # backward: dL/d(pre-sigmoid output) = (y - t) / n, where y (1 - y) >= 1e-12 (BCELoss
+        # divides by max(y (1 - y), 1e-12)); scaled down by y (1 - y) / 1e-12 where it is less
+        np.subtract(F32(1.0), y, out=q)
+        q *= y
         d2 = y
         d2 -= t
         d2 *= self.inv_n
+        if q.min() < F32(1e-12):
+            q *= F32(1e12)
+            np.minimum(q, F32(1.0), out=q)
+            d2 *= q
         np.matmul(h.T, d2, out=G["W2"])
         _colsum(d2, G["b2"])
         np.matmul(d2, P["W2"].T, out=self.dh)

@@ -52,7 +52,7 @@ def feeds_for(graph, seed=0):
 
 CASES = {
     "xor": (lambda: load_graph(ROOT / "models" / "xor.yaml"),
-            ["fc1+bias1+act1", "fc2+bias2+act2", "loss"]),
+            ["fc1+bias1+act1", "fc2+bias2", "act2+loss"]),
     "mlp_cross_entropy": (lambda: load_graph(mlp()),
                           ["fc1.matmul+fc1.add+act", "fc2.matmul+fc2.add", "ce"]),
     "mlp_tanh": (lambda: load_graph(mlp(activation="tanh")),

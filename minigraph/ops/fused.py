@@ -7,8 +7,9 @@ per-op rules stay the source of truth: each fused op computes what its chain com
 rounding, and ``tests/test_plan.py`` checks every fusion against the unfused chain on ordinary
 and on extreme inputs (saturated logits, ties in every pooling window, zeros, huge and tiny
 values, float32 and float64).  A chain that cannot be computed exactly is not fused: there is
-no sigmoid -> bce fusion, because bce clamps its logs as PyTorch does while the stable
-``softplus(-z) + (1 - t) z`` form does not (a model that wants the stable form writes
+no "stable" sigmoid -> bce fusion computing softplus(-z) + (1 - t) z, because bce works
+on the rounded probability and clamps its logs at -100 as PyTorch does (the fused op below
+uses bce's own loss on sigmoid's own output; a model that wants the stable form writes
 ``bce_with_logits``).
 
 | chain                        | fused op       | why it pays                                   |
@@ -23,6 +24,8 @@ no sigmoid -> bce fusion, because bce clamps its logs as PyTorch does while the 
 |                              |                | (c, h, w) order; W's rows are reordered       |
 | matmul -> add (bias)         | LinearFused    | adds the bias in place; db = column sums, no  |
 |                              |                | unbroadcast; one op call instead of two       |
+| sigmoid -> bce               | SigmoidBCE     | dL/dz = k (y - t): y (1 - y) cancels (exactly |
+|                              |                | where y (1 - y) >= 1e-12, else it scales)     |
 | log_softmax -> nll           | LogSoftmaxNLL  | dL/dx = (softmax - one_hot) / N in one step   |
 """
 from __future__ import annotations
@@ -33,7 +36,7 @@ from typing import Callable
 from .base import Op, constant, get_array_module, sum_leading
 from .activation import stable_sigmoid
 from .conv import channels_first, channels_last, is_channels_last
-from .loss import CrossEntropy
+from .loss import GRAD_EPS, CrossEntropy
 from .probability import log_softmax
 
 
@@ -201,6 +204,43 @@ class ConvReLUPool(Op):
         return dx, dw, db
 
 
+class SigmoidBCE(Op):
+    """(y, L) = (sigmoid(z), bce(sigmoid(z), t)): the sigmoid, then bce's own loss on y.
+
+    Backward multiplies bce's dL/dy = k (y - t) / max(y (1 - y), 1e-12) by sigmoid's
+    dy/dz = y (1 - y) with the common factor cancelled:
+        dL/dz = k (y - t) min(1, y (1 - y) / 1e-12),   k = dL/dL / N (or 1 for "sum").
+    Equal to the chain to rounding, saturated z included; the factor is 1 (and skipped)
+    unless some y (1 - y) < 1e-12, i.e. |z| > 27.6 in float64.
+    """
+
+    name = "sigmoid+bce(fused)"
+    inputs = ("z", "target")
+
+    def __init__(self, bce):
+        self.bce = bce
+
+    def forward(self, ctx, z, t):
+        y = stable_sigmoid(z)
+        return y, self.bce.forward(ctx, y, t)  # saves (scale, y, t)
+
+    def backward(self, ctx, gy):
+        scale, y, t = ctx.saved
+        need_z, need_t = ctx.needs_input_grad
+        k = gy * scale
+        dz = dt = None
+        if need_z:
+            q = y * (constant(1, y) - y)  # y (1 - y)
+            dz = y - t
+            dz *= k
+            if float(q.min()) < GRAD_EPS:
+                q *= constant(1 / GRAD_EPS, q)
+                dz *= get_array_module(q).minimum(q, constant(1, q), out=q)
+        if need_t:
+            dt = k * self.bce.local_grads(False, True, y, t)[1]
+        return dz, dt
+
+
 class LogSoftmaxNLL(Op):
     """(log_probs, L) = (log_softmax(x), nll(log_softmax(x), labels)), as cross_entropy."""
 
@@ -226,6 +266,17 @@ def _bias_of(graph, nodes):
     b_shape = graph.tensors[add.inputs[1]].shape
     return (len(x_shape) == 2 and len(w_shape) == 2 and len(b_shape) == 1
             and b_shape[0] == w_shape[1])
+
+
+def _bias_then_free_activation(graph, nodes):
+    """matmul -> add -> act, unless act's output goes straight into a loss that fuses with
+    act (sigmoid -> bce), which saves more: then act is left to that fusion."""
+    if not _bias_of(graph, nodes):
+        return False
+    act = nodes[2]
+    readers = graph.consumers(act.outputs[0])
+    return not (len(readers) == 1 and any(f.ops == (act.op_name, readers[0].op_name)
+                                          for f in FUSIONS))
 
 
 def _pool_after_conv(graph, nodes):
@@ -274,9 +325,10 @@ FUSIONS = (
     Fusion(("conv2d", "relu", "maxpool2d"), lambda n: ConvReLUPool(n[0].op, n[2].op), (2,),
            _pool_after_conv),
     *(Fusion(("matmul", "add", act), lambda n: LinearAct(n[2].op_name), (2,),
-             _bias_of) for act in ACTIVATIONS),
+             _bias_then_free_activation) for act in ACTIVATIONS),
     Fusion(("flatten", "matmul", "add"), lambda n: FlattenLinear(), (2,), _flat_image_bias),
     Fusion(("matmul", "add"), lambda n: LinearFused(), (1,), _bias_of),
+    Fusion(("sigmoid", "bce"), lambda n: SigmoidBCE(n[1].op), (0, 1)),
     Fusion(("log_softmax", "nll"), lambda n: LogSoftmaxNLL(n[1].op.reduction), (0, 1),
            _classes_last),
 )

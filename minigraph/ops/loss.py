@@ -54,7 +54,8 @@ class ElementLoss(Op):
 
     def forward(self, ctx, a, b):
         xp = get_array_module(a)
-        self.infer(a.shape, b.shape)  # no silent broadcasting of (N, 1) against (N,)
+        if a.shape != b.shape:  # no silent broadcasting of (N, 1) against (N,)
+            self.infer(a.shape, b.shape)
         if b.dtype.kind != "f":
             b = b.astype(a.dtype)  # integer targets (0/1) count as the prediction's dtype
         losses, saved = self.losses(a, b)
