@@ -19,6 +19,11 @@ class Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C before training began: nothing to save
+            if ctx.params.get("debug"):
+                raise
+            click.echo("interrupted (Ctrl-C); nothing was saved", err=True)
+            ctx.exit(130)
         except (MinigraphError, RunError, OSError) as exc:
             if ctx.params.get("debug"):
                 raise
@@ -129,9 +134,20 @@ def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data
                            data_dir=data_dir, callback=progress)
     finally:
         progress.close()
-    click.echo(report.run_text(result))
     if result.history is not None and result.history.interrupted:
+        click.echo(interrupted_text(result), err=True)
         raise SystemExit(130)
+    click.echo(report.run_text(result))
+
+
+def interrupted_text(result) -> str:
+    """The one line a Ctrl-C'd run ends with: which epoch was saved, and how to go on."""
+    epoch = result.epoch or 0
+    where = f"after epoch {epoch}" if epoch else "before the first epoch ended"
+    if result.saved:
+        return (f"interrupted (Ctrl-C) {where}: saved the state at epoch {epoch} to "
+                f"{result.saved}; continue with --load {result.saved}")
+    return f"interrupted (Ctrl-C) {where}: nothing saved (use --save to keep the state)"
 
 
 @main.command(name="eval")
