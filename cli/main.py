@@ -126,18 +126,24 @@ def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data
     """
     from minigraph.train import run_model
 
-    graph = load(model)  # parsed and checked once; warnings printed
-    progress = report.Progress(quiet=quiet)
-    try:
-        result = run_model(graph, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                           backend=backend, save=save, load=load_path, log=log,
-                           data_dir=data_dir, callback=progress)
-    finally:
-        progress.close()
-    if result.history is not None and result.history.interrupted:
-        click.echo(interrupted_text(result), err=True)
+    from minigraph.checkpoint import interrupt_once
+
+    # One guard for the run and its last words: the first Ctrl-C stops training (run_model
+    # then saves the last epoch boundary); later ones cannot cut the save or the message.
+    with interrupt_once():
+        graph = load(model)  # parsed and checked once; warnings printed
+        progress = report.Progress(quiet=quiet)
+        try:
+            result = run_model(graph, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                               backend=backend, save=save, load=load_path, log=log,
+                               data_dir=data_dir, callback=progress)
+        finally:
+            progress.close()
+        interrupted = result.history is not None and result.history.interrupted
+        click.echo(interrupted_text(result) if interrupted else report.run_text(result),
+                   err=interrupted)
+    if interrupted:
         raise SystemExit(130)
-    click.echo(report.run_text(result))
 
 
 def interrupted_text(result) -> str:

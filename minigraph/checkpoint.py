@@ -118,11 +118,18 @@ def interrupt_once():
     recorded (``.hit``), so the code that handles the first cannot itself be interrupted.
 
     ``.disarm()`` turns the raising off.  Only in the main thread, and only when SIGINT has
-    Python's default handler; otherwise it changes nothing.
+    Python's default handler; otherwise it changes nothing.  Nested uses share the outer
+    guard (the CLI holds one around a run and its final message).
     """
+    if threading.current_thread() is not threading.main_thread():
+        yield _Once()
+        return
+    current = signal.getsignal(signal.SIGINT)
+    if isinstance(current, _Once):  # nested: share the outer guard
+        yield current
+        return
     guard = _Once()
-    if (threading.current_thread() is not threading.main_thread()
-            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+    if current is not signal.default_int_handler:
         yield guard
         return
     signal.signal(signal.SIGINT, guard)
@@ -242,11 +249,11 @@ class _Reader:
             if dtype.hasobject or dtype.kind not in kinds:
                 wanted = "text" if kinds == "U" else "real numbers"
                 raise self.fail(f"{what} holds {_dtype_text(dtype)}, expected {wanted}")
-            if any(d < 0 or d > limits.MAX_DIM for d in got_shape):
-                raise self.fail(f"{what} has an impossible shape {short_shape(got_shape)}")
             if shape is not None and got_shape != tuple(shape):
                 raise self.fail(f"{what} has shape {short_shape(got_shape)}, the model's is "
                                 f"{_fmt_shape(shape)}")
+            if any(d < 0 or d > limits.MAX_DIM for d in got_shape):
+                raise self.fail(f"{what} has an impossible shape {short_shape(got_shape)}")
             count = math.prod(got_shape)
             nbytes = count * dtype.itemsize
             if count > limits.MAX_ELEMENTS or nbytes > limits.MAX_DATA_BYTES:
