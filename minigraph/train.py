@@ -490,9 +490,7 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
             raise DataError(f"the checkpoint {load} is already at epoch {ckpt.epoch}, so "
                             f"{config.epochs} epochs leave nothing to train: ask for more "
                             "with --epochs")
-    trainer = Trainer(graph, config, load_splits(graph, data_dir), backend=backend,
-                      checkpoint=ckpt)
-    log_file = open(log, "w", encoding="utf-8") if log else None  # noqa: SIM115
+    trainer = log_file = None
 
     def on_epoch(record):
         if log_file is not None:
@@ -501,20 +499,26 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
         if callback is not None:
             callback(record)
 
-    result = RunResult(graph, trainer=trainer)
+    result = RunResult(graph)
     with interrupt_once() as guard:  # the first Ctrl-C stops training, later ones wait
         try:
+            trainer = Trainer(graph, config, load_splits(graph, data_dir), backend=backend,
+                              checkpoint=ckpt)
+            log_file = open(log, "w", encoding="utf-8") if log else None  # noqa: SIM115
             if callback is not None and hasattr(callback, "begin"):
                 callback.begin(total=config.epochs, start=trainer.epoch,
                                log_every=config.log_every)
             history = trainer.fit(on_epoch)
         except KeyboardInterrupt:  # before fit() began, or just as it returned
+            if trainer is None:
+                raise  # while loading: nothing to save
             history = trainer.history if trainer.history is not None else History()
             history.interrupted = True
         finally:
             guard.disarm()
             if log_file is not None:
                 log_file.close()
+        result.trainer = trainer
         with defer_sigint(reraise=False) as held:  # the save is written whole
             trainer.rollback()
             if save:
