@@ -19,6 +19,11 @@ class Group(click.Group):
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
+        except KeyboardInterrupt:  # Ctrl-C before training began: nothing to save
+            if ctx.params.get("debug"):
+                raise
+            click.echo("interrupted (Ctrl-C); nothing was saved", err=True)
+            ctx.exit(130)
         except (MinigraphError, RunError, OSError) as exc:
             if ctx.params.get("debug"):
                 raise
@@ -121,17 +126,34 @@ def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data
     """
     from minigraph.train import run_model
 
-    graph = load(model)  # parsed and checked once; warnings printed
-    progress = report.Progress(quiet=quiet)
-    try:
-        result = run_model(graph, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                           backend=backend, save=save, load=load_path, log=log,
-                           data_dir=data_dir, callback=progress)
-    finally:
-        progress.close()
-    click.echo(report.run_text(result))
-    if result.history is not None and result.history.interrupted:
+    from minigraph.checkpoint import interrupt_once
+
+    # One guard for the run and its last words: the first Ctrl-C stops training (run_model
+    # then saves the last epoch boundary); later ones cannot cut the save or the message.
+    with interrupt_once():
+        graph = load(model)  # parsed and checked once; warnings printed
+        progress = report.Progress(quiet=quiet)
+        try:
+            result = run_model(graph, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                               backend=backend, save=save, load=load_path, log=log,
+                               data_dir=data_dir, callback=progress)
+        finally:
+            progress.close()
+        interrupted = result.history is not None and result.history.interrupted
+        click.echo(interrupted_text(result) if interrupted else report.run_text(result),
+                   err=interrupted)
+    if interrupted:
         raise SystemExit(130)
+
+
+def interrupted_text(result) -> str:
+    """The one line a Ctrl-C'd run ends with: which epoch was saved, and how to go on."""
+    epoch = result.epoch or 0
+    where = f"after epoch {epoch}" if epoch else "before the first epoch ended"
+    if result.saved:
+        return (f"interrupted (Ctrl-C) {where}: saved the state at epoch {epoch} to "
+                f"{result.saved}; continue with --load {result.saved}")
+    return f"interrupted (Ctrl-C) {where}: nothing saved (use --save to keep the state)"
 
 
 @main.command(name="eval")

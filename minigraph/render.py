@@ -175,7 +175,8 @@ def run_pass(source, *, grads: bool = True, params=None, feeds=None, data_dir=No
     else:
         graph = load_graph(source)
     if isinstance(params, (str, os.PathLike)):
-        params = load_checkpoint(params).params
+        params = load_checkpoint(params, params={
+            name: tuple(int(d) for d in t.shape) for name, t in graph.params.items()}).params
     model = Model(graph, backend=backend, params=params)
     feeds = first_batch(graph, data_dir, model.seed) if feeds is None else feeds
     with np.errstate(all="ignore"):  # NaN and overflow are what the picture is there to show

@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 
 from .backend import select, to_numpy
-from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
+from .checkpoint import (Checkpoint, check_save_target, defer_sigint, interrupt_once,
+                         load_checkpoint, save_checkpoint)
 from .data import DataSplits, iterate_batches, num_examples
 from .engine import Executor, init_params
 from .errors import DataError, MinigraphError, ModelError, RunError, did_you_mean
 from .graph import Graph
 from .metrics import METRICS, check_metrics
 from .model import load_graph, load_splits
-from .optim import make_optimizer, pack_params
+from .optim import PackedParams, make_optimizer, pack_params
 from .schedules import make_schedule
 
 TRAIN_KEYS = ("epochs", "batch_size", "shuffle", "seed", "optimizer", "schedule", "metrics",
@@ -219,6 +220,9 @@ class Trainer:
             raise _located(exc, graph.spec, "train", "schedule") from None
         self.rng = np.random.default_rng([config.seed, 1])  # shuffling and dropout seeds
         self.epoch = 0
+        self._boundary = None  # the state at the last epoch boundary, see rollback()
+        self._mid_epoch = False  # whether the live state has moved past that boundary
+        self.history = None  # the History of the last (or current) fit()
         # moved to the device once; a model without inputs (only params) trains on no data
         self.train_data, _ = self.executor.check_feeds(data.train or {})
         self.test_data = self.executor.check_feeds(data.test)[0] if data.test else None
@@ -229,7 +233,12 @@ class Trainer:
 
     # -- state ------------------------------------------------------------------------------
     def restore(self, ckpt: Checkpoint) -> None:
-        """Continue from a checkpoint: params, and when present optimizer, epoch and RNG."""
+        """Continue from a checkpoint: params, and when present optimizer, epoch and RNG.
+
+        Names and shapes are checked before anything changes, so a refused checkpoint leaves
+        the trainer as it was.  (:func:`load_checkpoint` with ``params=`` and ``optimizer=``
+        checks the same, and more, before reading the file's data.)
+        """
         for name, value in ckpt.params.items():
             if name not in self.params:
                 raise DataError(f"checkpoint has param '{name}', which model "
@@ -238,6 +247,10 @@ class Trainer:
             if tuple(value.shape) != tuple(self.params[name].shape):
                 raise DataError(f"checkpoint param '{name}' has shape {tuple(value.shape)}, "
                                 f"the model's is {tuple(self.params[name].shape)}")
+            if value.dtype.kind not in "iuf":
+                raise DataError(f"checkpoint param '{name}' holds {value.dtype}, expected "
+                                "real numbers")
+        for name, value in ckpt.params.items():
             self.params[name][...] = self.backend.asarray(value, dtype=self.executor.dtype)
         if ckpt.optimizer:
             self.optimizer.load_state_dict({k: self.backend.asarray(v)
@@ -246,8 +259,42 @@ class Trainer:
             self.epoch = int(ckpt.epoch)
         if ckpt.rng_state is not None:
             self.rng.bit_generator.state = ckpt.rng_state
+        self._boundary, self._mid_epoch = None, False
+
+    def _snapshot(self) -> tuple:
+        """A copy of the whole training state: (epoch, params, optimizer state, RNG state)."""
+        packed = isinstance(self.params, PackedParams) and self.params.intact()
+        params = self.params.flat.copy() if packed else {k: v.copy()
+                                                         for k, v in self.params.items()}
+        return (self.epoch, params, self.optimizer.state_dict(),
+                self.rng.bit_generator.state)
+
+    def rollback(self) -> bool:
+        """Return to the state at the start of the epoch that was interrupted, if any.
+
+        ``fit`` keeps a copy of the state at each epoch boundary (params, optimizer state
+        with its step counts, epoch, RNG state); Ctrl-C in the middle of an epoch rolls back
+        to it, so :meth:`checkpoint` then holds exactly what an uninterrupted run had at that
+        boundary.  Ctrl-C is held back meanwhile; calling it again is harmless.
+        """
+        if not self._mid_epoch or self._boundary is None:
+            return False
+        with defer_sigint(reraise=False):
+            epoch, params, optim, rng_state = self._boundary
+            if not isinstance(params, dict):  # a copy of the packed params' flat array
+                self.params.flat[...] = params
+            else:
+                for name, value in params.items():
+                    self.params[name][...] = value
+            self.optimizer.load_state_dict(optim)
+            self.rng.bit_generator.state = rng_state
+            self.epoch = epoch
+            self._mid_epoch = False
+        return True
 
     def checkpoint(self) -> Checkpoint:
+        """The training state at the last epoch boundary (after an interrupt: rolled back)."""
+        self.rollback()
         return Checkpoint(dict(self.params), self.optimizer.state_dict(), self.epoch,
                           self.rng.bit_generator.state, self.graph.name)
 
@@ -317,13 +364,19 @@ class Trainer:
     def fit(self, callback=None) -> History:
         """Train from ``self.epoch`` to ``config.epochs``; ``callback(record)`` each epoch.
 
-        Ctrl-C ends the loop cleanly with ``history.interrupted`` set (the caller may save).
+        Ctrl-C ends the loop cleanly with ``history.interrupted`` set: the state goes back to
+        the last epoch boundary (see :meth:`rollback`), so the caller may save it and a run
+        resumed from that checkpoint ends bit for bit where an uninterrupted one does.
         """
         cfg = self.config
         xp = self.backend.xp
-        history = History()
+        history = self.history = History()
         try:
+            self._mid_epoch = True  # until the first boundary is taken (nothing changes)
+            self._boundary = self._snapshot()
+            self._mid_epoch = False
             while self.epoch < cfg.epochs:
+                self._mid_epoch = True  # the state now moves away from self._boundary
                 epoch, start = self.epoch, time.perf_counter()
                 self.optimizer.lr = self.schedule.lr_at(epoch)
                 dropout_rng = xp.random.default_rng(int(self.rng.integers(2 ** 63)))
@@ -344,6 +397,8 @@ class Trainer:
                         for t in self.targets:
                             targets[t].append(to_numpy(batch[t]))
                 self.epoch += 1
+                self._boundary = self._snapshot()  # a new boundary: the epoch is complete
+                self._mid_epoch = False
                 record = {"epoch": self.epoch, "loss": total / max(count, 1)}
                 if preds:
                     record.update(self._metrics(np.concatenate(preds),
@@ -361,6 +416,7 @@ class Trainer:
                     break
         except KeyboardInterrupt:
             history.interrupted = True
+            self.rollback()
         return history
 
 
@@ -378,6 +434,7 @@ class RunResult:
     grads: dict | None = None  # forward-only runs with a loss: param and input gradients
     table: dict | None = None  # small data: inputs, outputs and targets of the final model
     saved: str | None = None
+    epoch: int | None = None  # training runs: the epoch reached (and saved, with --save)
 
 
 def _forward_only(graph, backend, seed, params, data_dir) -> RunResult:
@@ -397,25 +454,43 @@ def _forward_only(graph, backend, seed, params, data_dir) -> RunResult:
     return result
 
 
+def _param_shapes(graph: Graph) -> dict:
+    return {name: tuple(int(d) for d in t.shape) for name, t in graph.params.items()}
+
+
 def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backend=None,
               save=None, load=None, log=None, data_dir=None, callback=None) -> RunResult:
-    """Train a model file (or run one forward pass when it has no ``train`` section)."""
+    """Train a model file (or run one forward pass when it has no ``train`` section).
+
+    Ctrl-C (SIGINT, in the main thread) ends training at the last finished epoch: the result's
+    ``history.interrupted`` is set and, with ``save``, the state of that epoch boundary is
+    saved (a Ctrl-C while saving is held back until the file is whole).
+    """
     graph = load_graph(source)
-    if save and not Path(save).resolve().parent.is_dir():
-        raise MinigraphError(f"cannot save to {save}: folder {Path(save).parent} does not exist")
-    ckpt = load_checkpoint(load) if load else None
+    if save:
+        check_save_target(save)
     if graph.spec.train is None:
         given = [f"--{k.replace('_', '-')}" for k, v in (("epochs", epochs), (
             "batch_size", batch_size), ("lr", lr), ("save", save), ("log", log)) if v]
         if given:
             raise MinigraphError(f"model '{graph.name}' has no train section, so "
                                  f"{', '.join(given)} cannot apply: it runs one forward pass")
+        ckpt = load_checkpoint(load, params=_param_shapes(graph)) if load else None
         return _forward_only(graph, backend, seed, ckpt.params if ckpt else None, data_dir)
     config = train_config(graph, {"epochs": epochs, "batch_size": batch_size, "lr": lr,
                                   "seed": seed})
-    trainer = Trainer(graph, config, load_splits(graph, data_dir), backend=backend,
-                      checkpoint=ckpt)
-    log_file = open(log, "w", encoding="utf-8") if log else None  # noqa: SIM115
+    ckpt = None
+    if load:
+        try:
+            optimizer = make_optimizer(config.optimizer)
+        except ModelError:
+            optimizer = None  # the Trainer reports it, located in the model file
+        ckpt = load_checkpoint(load, params=_param_shapes(graph), optimizer=optimizer)
+        if ckpt.epoch is not None and ckpt.epoch >= config.epochs:
+            raise DataError(f"the checkpoint {load} is already at epoch {ckpt.epoch}, so "
+                            f"{config.epochs} epochs leave nothing to train: ask for more "
+                            "with --epochs")
+    trainer = log_file = None
 
     def on_epoch(record):
         if log_file is not None:
@@ -424,21 +499,34 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
         if callback is not None:
             callback(record)
 
-    if trainer.epoch >= config.epochs:
-        raise DataError(f"the checkpoint {load} is already at epoch {trainer.epoch}, so "
-                        f"{config.epochs} epochs leave nothing to train: ask for more with "
-                        "--epochs")
-    if callback is not None and hasattr(callback, "begin"):
-        callback.begin(total=config.epochs, start=trainer.epoch, log_every=config.log_every)
-    try:
-        history = trainer.fit(on_epoch)
-    finally:
-        if log_file is not None:
-            log_file.close()
-    result = RunResult(graph, history=history, trainer=trainer)
-    if save:
-        save_checkpoint(save, trainer.checkpoint())
-        result.saved = str(save)
+    result = RunResult(graph)
+    with interrupt_once() as guard:  # the first Ctrl-C stops training, later ones wait
+        try:
+            trainer = Trainer(graph, config, load_splits(graph, data_dir), backend=backend,
+                              checkpoint=ckpt)
+            log_file = open(log, "w", encoding="utf-8") if log else None  # noqa: SIM115
+            if callback is not None and hasattr(callback, "begin"):
+                callback.begin(total=config.epochs, start=trainer.epoch,
+                               log_every=config.log_every)
+            history = trainer.fit(on_epoch)
+        except KeyboardInterrupt:  # before fit() began, or just as it returned
+            if trainer is None:
+                raise  # while loading: nothing to save
+            history = trainer.history if trainer.history is not None else History()
+            history.interrupted = True
+        finally:
+            guard.disarm()
+            if log_file is not None:
+                log_file.close()
+        result.trainer = trainer
+        with defer_sigint(reraise=False) as held:  # the save is written whole
+            trainer.rollback()
+            if save:
+                save_checkpoint(save, trainer.checkpoint())
+                result.saved = str(save)
+        history.interrupted = history.interrupted or guard.hit or held.hit
+    result.history = history
+    result.epoch = trainer.epoch
     n = num_examples(trainer.train_data)
     if n <= 16 and not history.interrupted:
         host = {k: to_numpy(v) for k, v in trainer.train_data.items()}
@@ -450,7 +538,7 @@ def evaluate_model(source, params, *, data_dir=None, backend=None) -> dict:
     """Loss and metrics of saved params on the test data (the training data if none)."""
     graph = load_graph(source)
     config = train_config(graph)
-    ckpt = load_checkpoint(params)
+    ckpt = load_checkpoint(params, params=_param_shapes(graph))
     splits = load_splits(graph, data_dir)
     which = "test" if splits.test is not None else "train"
     data = DataSplits(train=splits.test if splits.test is not None else splits.train, test=None)
