@@ -223,12 +223,13 @@ def _infer(spec, node: NodeSpec, op: Op, name: str, inputs: list, tensors: dict)
 def _check_size(spec, node, what, shape):
     """Refuse a tensor larger than the limits, per example (known dimensions only)."""
     known_dims = [d for d in shape if isinstance(d, int)]
-    if any(d > limits.MAX_DIM or d < 0 for d in known_dims) or \
-            math.prod(known_dims) > limits.MAX_ELEMENTS:
-        per = " per example" if len(known_dims) < len(shape) else ""
+    batched = len(known_dims) < len(shape)
+    most = limits.MAX_EXAMPLE_ELEMENTS if batched else limits.MAX_ELEMENTS
+    if any(d > limits.MAX_DIM or d < 0 for d in known_dims) or math.prod(known_dims) > most:
+        per = " per example" if batched else ""
         _fail(spec, f"{what} would have shape {fmt_shape(shape)}: "
                     f"{math.prod(known_dims):,} numbers{per}, more than the "
-                    f"{limits.MAX_ELEMENTS:,} allowed in one tensor", node, "op")
+                    f"{most:,} allowed in one tensor{per}", node, "op")
 
 
 def build_graph(spec: ModelSpec) -> Graph:

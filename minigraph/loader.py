@@ -272,8 +272,8 @@ def _syntax_location(file, exc, text) -> Location:
 def _syntax_problem(exc) -> str:
     if isinstance(exc, yaml.reader.ReaderError):
         char = exc.character
-        code = f"U+{ord(char):04X}" if isinstance(char, str) else f"#x{char:02x}"
-        name = "a NUL byte" if char in ("\0", 0) else f"the control character {code}"
+        point = ord(char) if isinstance(char, str) else int(char)
+        name = "a NUL byte" if point == 0 else f"the control character U+{point:04X}"
         return f"{name} is not allowed in a model file"
     problem = str(getattr(exc, "problem", None) or exc)
     return problem if len(problem) <= 200 else problem[:197] + "..."

@@ -204,10 +204,12 @@ class _Checker:
                 self.fail(f"dimension {i} of {what} is {d:,}; at most {limits.MAX_DIM:,} is "
                           "allowed", *path, i)
         known = math.prod(d for d in value if isinstance(d, int))
-        if known > limits.MAX_ELEMENTS:
-            per = " per example" if any(isinstance(d, str) for d in value) else ""
+        batched = any(isinstance(d, str) for d in value)
+        most = limits.MAX_EXAMPLE_ELEMENTS if batched else limits.MAX_ELEMENTS
+        if known > most:
+            per = " per example" if batched else ""
             self.fail(f"{what} would hold {known:,} numbers{per}; at most "
-                      f"{limits.MAX_ELEMENTS:,} are allowed in one tensor", *path)
+                      f"{most:,} are allowed in one tensor{per}", *path)
         return list(value)
 
     def dtype(self, value, what, *path):
