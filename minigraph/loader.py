@@ -156,6 +156,9 @@ def _children(node) -> list:
 # ==== building values =============================================================================
 
 _DIGITS = re.compile(r"[0-9a-fA-F]")
+# More opening brackets in a row than the nesting limit (even inside a quoted string: no model
+# file needs that many in a row).
+_OPENINGS = re.compile(r"[\[{](?:[ \t]*[\[{]){%d}" % limits.MAX_NESTING)
 
 
 class _Builder:
@@ -294,6 +297,10 @@ def parse_text(text: str, file: str = "<string>", fmt: str | None = None) -> Doc
         except (RecursionError, ValueError):
             pass  # too deep, or a number too long: the YAML pass below locates it
         text = text.replace("\t", " ")  # JSON allows tabs as blanks, YAML does not; same columns
+    deep = _OPENINGS.search(text)
+    if deep:  # PyYAML's scanner looks ahead over such a run slowly; refuse it up front
+        raise ModelError(f"maps and lists are nested more than {limits.MAX_NESTING} deep",
+                         Location(file, *_line_col(text, deep.start())))
     loader = None
     try:
         loader = _BoundedLoader(text, file)  # the reader refuses NUL and control bytes here
