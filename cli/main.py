@@ -5,12 +5,14 @@ mistake, printed as one line on stderr (``minigraph --debug ...`` shows the trac
 """
 from __future__ import annotations
 
+import math
 import sys
 
 import click
 
 from minigraph import report
 from minigraph.errors import MinigraphError, RunError
+from minigraph.limits import MAX_SEED
 
 
 class Group(click.Group):
@@ -43,6 +45,13 @@ def main(debug):
       minigraph run models/xor.yaml
       minigraph render models/xor.yaml --grads -o xor.svg
     """
+
+
+def _finite(ctx, param, value):
+    """Refuse nan and inf, which click's ranges let through."""
+    if value is not None and not math.isfinite(value):
+        raise click.BadParameter(f"{value} is not a finite number")
+    return value
 
 
 model_arg = click.argument("model", type=click.Path(dir_okay=False))
@@ -106,8 +115,9 @@ def ops():
 @model_arg
 @click.option("--epochs", type=click.IntRange(min=1), help="Override train.epochs.")
 @click.option("--batch-size", type=click.IntRange(min=1), help="Override train.batch_size.")
-@click.option("--lr", type=click.FloatRange(min=0, min_open=True), help="Override the learning rate.")
-@click.option("--seed", type=int, help="Override train.seed.")
+@click.option("--lr", type=click.FloatRange(min=0, min_open=True), callback=_finite,
+              help="Override the learning rate.")
+@click.option("--seed", type=click.IntRange(0, MAX_SEED), help="Override train.seed.")
 @click.option("--backend", type=click.Choice(["numpy", "cupy", "auto"]),
               help="Array backend (default: the file's, else $MINIGRAPH_BACKEND, else numpy).")
 @click.option("--save", type=click.Path(dir_okay=False), help="Save params and training state (.npz).")

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 import networkx as nx
 import numpy as np
 
+from . import limits
 from .errors import ModelError, did_you_mean, known
 from .init import InitError, check_init
 from .ops import REGISTRY, Op
@@ -215,7 +216,20 @@ def _infer(spec, node: NodeSpec, op: Op, name: str, inputs: list, tensors: dict)
         given = ", ".join(f"{t} {fmt_shape(tensors[t].shape)}" for t in inputs)
         label = name if name == node.name else f"{node.name}' ('{name}"
         _fail(spec, f"node '{label}' ({op.name}): {exc}; inputs: {given}", node, "op")
+    _check_size(spec, node, f"the output of node '{name}' ({op.name})", shape)
     return shape
+
+
+def _check_size(spec, node, what, shape):
+    """Refuse a tensor larger than the limits, per example (known dimensions only)."""
+    known_dims = [d for d in shape if isinstance(d, int)]
+    batched = len(known_dims) < len(shape)
+    most = limits.MAX_EXAMPLE_ELEMENTS if batched else limits.MAX_ELEMENTS
+    if any(d > limits.MAX_DIM or d < 0 for d in known_dims) or math.prod(known_dims) > most:
+        per = " per example" if batched else ""
+        _fail(spec, f"{what} would have shape {fmt_shape(shape)}: "
+                    f"{math.prod(known_dims):,} numbers{per}, more than the "
+                    f"{most:,} allowed in one tensor{per}", node, "op")
 
 
 def build_graph(spec: ModelSpec) -> Graph:
@@ -262,6 +276,7 @@ def build_graph(spec: ModelSpec) -> Graph:
             if pname in tensors or pname in producers:
                 _fail(spec, f"layer '{node.name}' creates param '{pname}', but that name is "
                             "already defined", node, "name")
+            _check_size(spec, node, f"param '{pname}' of layer '{node.name}'", pshape)
             try:
                 check_init(init, pshape)
             except InitError as exc:
@@ -270,7 +285,10 @@ def build_graph(spec: ModelSpec) -> Graph:
             tensors[pname] = Tensor(pname, "param", tuple(pshape))
         for sub_name, op_name, sub_inputs, sub_out, attrs in new_nodes:
             sub_inputs = [node.inputs[0] if t is None else t for t in sub_inputs]
-            sub_op = REGISTRY[op_name](**attrs)
+            try:
+                sub_op = REGISTRY[op_name](**attrs)
+            except AttrError as exc:  # the layer's attrs passed on to a primitive
+                _fail(spec, f"node '{node.name}' ({node.op}): {exc}", node, "attrs")
             shape = _infer(spec, node, sub_op, sub_name, sub_inputs, tensors)
             tensors[sub_out] = Tensor(sub_out, "node", shape, "float32", sub_name)
             nodes.append(Node(sub_name, sub_op, sub_inputs, [sub_out], node.name, node))

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 
@@ -96,22 +95,24 @@ class CheckReport:
 
 
 def check_model(graph: Graph, *, data_dir=None, seed: int = 0, batch: int = 4) -> CheckReport:
-    """Validate (already done by loading), then check every param's gradient numerically.
+    """Validate the whole file as ``run`` would, then check every param's gradient numerically.
 
-    Uses up to ``batch`` examples of the file's own training data when it is inline, a file
-    or a generator; otherwise (named data sets, or no data) made-up data of the right shapes.
+    The graph is checked by loading; here the ``train`` section is checked exactly as the
+    trainer does (its config, optimizer and schedule), and the ``data`` section is loaded as
+    ``run`` loads it (named data sets too: their options and files).  The gradient check uses
+    up to ``batch`` examples of the file's own training data when it is inline, a file or a
+    generator; otherwise (named data sets, or no data) made-up data of the right shapes.
     """
+    from .model import load_splits
+    from .train import check_training
+
+    check_training(graph)
+    splits = load_splits(graph, data_dir) if graph.spec.data is not None else None
     if graph.loss is None:
         return CheckReport(graph, "no loss: gradient check skipped")
     feeds, source = None, "made-up data of the declared shapes"
     train = (graph.spec.data or {}).get("train") or {}
-    if graph.spec.data and "dataset" not in train:
-        from .data import load_data
-
-        spec = graph.spec
-        base = Path(spec.doc.file).parent if spec.doc is not None else Path(".")
-        splits = load_data(spec.data, {k: v.to_dict() for k, v in spec.inputs.items()},
-                           base_dir=base, data_dir=data_dir, at=lambda *k: spec.at("data", *k))
+    if splits is not None and not (isinstance(train, dict) and "dataset" in train):
         if splits.train:
             feeds = {k: v[:batch] if np.ndim(v) else v for k, v in splits.train.items()}
             source = f"the first {max(num_examples(feeds), 1)} training examples"

@@ -10,13 +10,19 @@ from __future__ import annotations
 MAX_MODEL_FILE_BYTES = 64 << 20       # a model file (YAML or JSON) on disk
 MAX_NESTING = 64                      # nesting of maps and lists in a model file
 MAX_VALUES = 2_000_000                # values in a model file after YAML aliases are expanded
+MAX_ALIASES = 10_000                  # YAML aliases (*name) in a model file
 MAX_STRING = 10_000                   # characters of one string (a name, a path ...)
 MAX_DESCRIPTION = 200_000             # characters of the description
 MAX_NAME = 200                        # characters of a tensor, node or param name
 MAX_INT_DIGITS = 30                   # digits of an integer anywhere in a model file
 MAX_DIM = 1 << 31                     # one dimension of a tensor
+MAX_RANK = 32                         # dimensions of one tensor (NumPy allows 64)
 MAX_ELEMENTS = 1 << 28                # numbers in one tensor (1 GiB as float32)
+MAX_EXAMPLE_ELEMENTS = 1 << 24        # numbers per example of a tensor with a batch dimension
+                                      # (64 MiB as float32; a batch multiplies it)
 MAX_DATA_BYTES = 8 << 30              # bytes of one array read from a data or checkpoint file
+MAX_SEED = (1 << 63) - 1              # a random seed: 0 ... 2**63 - 1 (what NumPy and PyTorch take)
+MAX_EPOCHS = 1_000_000_000            # epochs of one run
 
 
 def short(value, limit: int = 60) -> str:

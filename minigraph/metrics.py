@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 
 from .errors import did_you_mean
+from .limits import short
 
 
 def accuracy(pred, target, threshold=None) -> float:
@@ -44,7 +45,9 @@ METRICS = {"accuracy": accuracy, "mse": mse, "mae": mae}
 def check_metrics(names) -> str | None:
     """An error message for the first unknown metric name, or None."""
     for name in names:
+        if not isinstance(name, str):
+            return f"a metric is a name such as 'accuracy', got {short(name)}"
         if name not in METRICS:
-            return (f"unknown metric '{name}'{did_you_mean(name, METRICS)}; "
+            return (f"unknown metric {short(name)}{did_you_mean(name, METRICS)}; "
                     f"choose from {', '.join(METRICS)}")
     return None

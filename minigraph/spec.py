@@ -9,12 +9,16 @@ hand-written (:func:`dump_yaml`).
 from __future__ import annotations
 
 import json
+import math
 import re
+import unicodedata
 from dataclasses import dataclass, field
 
 import yaml
 
+from . import limits
 from .errors import ModelError, did_you_mean
+from .limits import short
 from .loader import Document, from_dict
 
 FORMAT_VERSION = 1
@@ -168,9 +172,12 @@ class _Checker:
             self.fail(f"{what} must be a list, got {_kind(value)}", *path)
         return value
 
-    def name(self, value, what, *path):
+    def name(self, value, what, *path, key=False):
         if not isinstance(value, str) or not value:
-            self.fail(f"{what} must be a name (a string), got {_kind(value)}", *path)
+            self.fail(f"{what} must be a name (a string), got {_kind(value)}", *path, key=key)
+        problem = name_problem(value)
+        if problem:
+            self.fail(f"{what} {short(value)} {problem}", *path, key=key)
         return value
 
     def keys(self, mapping, allowed, what, *path, required=()):
@@ -184,19 +191,49 @@ class _Checker:
 
     def shape(self, value, what, *path):
         self.seq(value, f"the shape of {what}", *path)
+        if len(value) > limits.MAX_RANK:
+            self.fail(f"{what} has {len(value)} dimensions; at most {limits.MAX_RANK} are "
+                      "allowed", *path)
         for i, d in enumerate(value):
             ok_int = isinstance(d, int) and not isinstance(d, bool) and d > 0
-            ok_sym = isinstance(d, str) and _SYMBOL.match(d)
+            ok_sym = isinstance(d, str) and _SYMBOL.match(d) and len(d) <= limits.MAX_NAME
             if not (ok_int or ok_sym):
                 self.fail(f"dimension {i} of {what} must be a positive integer or a symbolic "
-                          f"name such as 'batch', got {d!r}", *path, i)
+                          f"name such as 'batch', got {short(d)}", *path, i)
+            if ok_int and d > limits.MAX_DIM:
+                self.fail(f"dimension {i} of {what} is {d:,}; at most {limits.MAX_DIM:,} is "
+                          "allowed", *path, i)
+        known = math.prod(d for d in value if isinstance(d, int))
+        batched = any(isinstance(d, str) for d in value)
+        most = limits.MAX_EXAMPLE_ELEMENTS if batched else limits.MAX_ELEMENTS
+        if known > most:
+            per = " per example" if batched else ""
+            self.fail(f"{what} would hold {known:,} numbers{per}; at most "
+                      f"{most:,} are allowed in one tensor{per}", *path)
         return list(value)
 
     def dtype(self, value, what, *path):
         if value not in DTYPES:
-            self.fail(f"dtype of {what} must be one of {', '.join(DTYPES)}, got {value!r}"
-                      f"{did_you_mean(value, DTYPES)}", *path)
+            self.fail(f"dtype of {what} must be one of {', '.join(DTYPES)}, got {short(value)}"
+                      f"{did_you_mean(value, DTYPES) if isinstance(value, str) else ''}", *path)
         return value
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot name a tensor, node, param or model, or None if it can.
+
+    Names end up in messages, terminals, DOT files and SVG: control characters (NUL, ESC,
+    newlines ...) and unbounded lengths are refused; printable text such as ``<``, ``&`` or
+    quotes is fine (every output escapes it).
+    """
+    if len(name) > limits.MAX_NAME:
+        return f"is {len(name):,} characters long; at most {limits.MAX_NAME} are allowed"
+    for ch in name:
+        if unicodedata.category(ch) in ("Cc", "Cs") or ch in "\u2028\u2029":
+            return f"holds the control character U+{ord(ch):04X}; names must be printable"
+    if name != name.strip():
+        return "starts or ends with blanks"
+    return None
 
 
 def _kind(value) -> str:
@@ -214,17 +251,21 @@ def parse_spec(doc: Document) -> ModelSpec:
             raise ModelError(f"the model is missing required key '{key}' "
                              f"(required: {', '.join(REQUIRED_TOP)})", doc.at())
     version = top["minigraph"]
-    if version != FORMAT_VERSION:
-        c.fail(f"unsupported format version {version!r}: this minigraph reads version "
+    if isinstance(version, bool) or version != FORMAT_VERSION:
+        c.fail(f"unsupported format version {short(version)}: this minigraph reads version "
                f"{FORMAT_VERSION} (write 'minigraph: {FORMAT_VERSION}')", "minigraph")
     name = c.name(top["name"], "'name'", "name")
     description = top.get("description")
     if description is not None and not isinstance(description, str):
         c.fail("'description' must be text", "description")
+    if description is not None and len(description) > limits.MAX_DESCRIPTION:
+        c.fail(f"'description' has {len(description):,} characters; at most "
+               f"{limits.MAX_DESCRIPTION:,} are allowed", "description")
 
     inputs = {}
     for tname, entry in c.mapping(top["inputs"], "'inputs'", "inputs").items():
         path = ("inputs", tname)
+        c.name(tname, "the input name", *path, key=True)
         c.mapping(entry, f"input '{tname}'", *path)
         c.keys(entry, ("shape", "dtype"), f"input '{tname}'", *path, required=("shape",))
         shape = c.shape(entry["shape"], f"input '{tname}'", *path, "shape")
@@ -235,6 +276,7 @@ def parse_spec(doc: Document) -> ModelSpec:
     params = {}
     for tname, entry in c.mapping(top.get("params") or {}, "'params'", "params").items():
         path = ("params", tname)
+        c.name(tname, "the param name", *path, key=True)
         c.mapping(entry, f"param '{tname}'", *path)
         c.keys(entry, ("shape", "init"), f"param '{tname}'", *path, required=("shape",))
         shape = c.shape(entry["shape"], f"param '{tname}'", *path, "shape")
@@ -242,12 +284,15 @@ def parse_spec(doc: Document) -> ModelSpec:
             if isinstance(d, str):
                 c.fail(f"param '{tname}' has symbolic dimension '{d}': params need fixed "
                        "sizes", *path, "shape")
+        if math.prod(shape) > limits.MAX_ELEMENTS:  # (already checked; kept explicit)
+            c.fail(f"param '{tname}' is too large", *path, "shape")
         params[tname] = ParamSpec(tname, shape, entry.get("init", "zeros"), "init" in entry)
 
     constants = {}
     for tname, entry in c.mapping(top.get("constants") or {}, "'constants'",
                                   "constants").items():
         path = ("constants", tname)
+        c.name(tname, "the constant name", *path, key=True)
         c.mapping(entry, f"constant '{tname}'", *path)
         c.keys(entry, ("value", "dtype"), f"constant '{tname}'", *path, required=("value",))
         dtype = c.dtype(entry["dtype"], f"constant '{tname}'", *path, "dtype") \

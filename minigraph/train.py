@@ -20,6 +20,7 @@ from .data import DataSplits, iterate_batches, num_examples
 from .engine import Executor, init_params
 from .errors import DataError, MinigraphError, ModelError, RunError, did_you_mean
 from .graph import Graph
+from .limits import MAX_EPOCHS, MAX_SEED, short
 from .metrics import METRICS, check_metrics
 from .model import load_graph, load_splits
 from .optim import PackedParams, make_optimizer, pack_params
@@ -49,17 +50,36 @@ class TrainConfig:
     threshold: float | None = None  # binary accuracy threshold (default 0.5, or 0 for ±1)
 
 
-def _int(value, key, at, positive=True):
+BACKENDS = ("numpy", "cupy", "auto")
+
+
+def _int(value, key, at, positive=True, maximum=None):
     if isinstance(value, bool) or not isinstance(value, int) or (positive and value < 1):
         raise ModelError(f"train.{key} must be a {'positive ' if positive else ''}integer, "
-                         f"got {value!r}", at(key))
+                         f"got {short(value)}", at(key))
+    if maximum is not None and value > maximum:
+        raise ModelError(f"train.{key} must be at most {maximum:,}, got {short(value)}", at(key))
     return value
 
 
 def _number(value, key, at):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ModelError(f"train.{key} must be a number, got {value!r}", at(key))
-    return float(value)
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        raise ModelError(f"train.{key} must be a number, got {short(value)}", at(key))
+    try:
+        number = float(value)
+    except OverflowError:
+        number = math.inf
+    if not math.isfinite(number):
+        raise ModelError(f"train.{key} must be a finite number, got {short(value)}", at(key))
+    return number
+
+
+def check_seed(seed, where="seed"):
+    """A seed is a whole number in 0 ... 2**63 - 1 (NumPy refuses negative ones)."""
+    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        raise ModelError(f"{where} must be a whole number from 0 to {MAX_SEED}, got "
+                         f"{short(seed)}")
+    return seed
 
 
 def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
@@ -76,9 +96,9 @@ def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
                              f"allowed keys: {', '.join(TRAIN_KEYS)}", spec.key_at("train", key))
     cfg = TrainConfig()
     if "epochs" in raw:
-        cfg.epochs = _int(raw["epochs"], "epochs", at)
+        cfg.epochs = _int(raw["epochs"], "epochs", at, maximum=MAX_EPOCHS)
     if raw.get("batch_size") is not None:
-        cfg.batch_size = _int(raw["batch_size"], "batch_size", at)
+        cfg.batch_size = _int(raw["batch_size"], "batch_size", at, maximum=MAX_SEED)
     for key in ("shuffle", "drop_last"):
         if key in raw:
             if not isinstance(raw[key], bool):
@@ -86,6 +106,9 @@ def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
             setattr(cfg, key, raw[key])
     if "seed" in raw:
         cfg.seed = _int(raw["seed"], "seed", at, positive=False)
+        if cfg.seed < 0 or cfg.seed > MAX_SEED:
+            raise ModelError(f"train.seed must be a whole number from 0 to {MAX_SEED}, got "
+                             f"{short(cfg.seed)}", at("seed"))
     if "optimizer" in raw:
         if not isinstance(raw["optimizer"], dict):
             raise ModelError("train.optimizer must be a mapping such as {type: sgd, lr: 0.1}",
@@ -102,9 +125,14 @@ def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
             raise ModelError(problem, at("metrics"))
         cfg.metrics = list(metrics)
     if raw.get("log_every") is not None:
-        cfg.log_every = _int(raw["log_every"], "log_every", at)
-    if "backend" in raw:
-        cfg.backend = raw["backend"]
+        cfg.log_every = _int(raw["log_every"], "log_every", at, maximum=MAX_SEED)
+    if raw.get("backend") is not None:
+        backend = raw["backend"]
+        if not isinstance(backend, str) or backend not in BACKENDS:
+            hint = did_you_mean(backend, BACKENDS) if isinstance(backend, str) else ""
+            raise ModelError(f"train.backend must be one of {', '.join(BACKENDS)}, got "
+                             f"{short(backend)}{hint}", at("backend"))
+        cfg.backend = backend
     if "threshold" in raw:
         cfg.threshold = _number(raw["threshold"], "threshold", at)
     if "stop_at" in raw:
@@ -125,11 +153,63 @@ def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
     for key, value in (overrides or {}).items():
         if value is None:
             continue
+        if key == "seed":
+            check_seed(value, "--seed")
         if key == "lr":
             cfg.optimizer["lr"] = value
         else:
             setattr(cfg, key, value)
     return cfg
+
+
+def require_loss(graph: Graph) -> None:
+    """Training and evaluation need a loss; say so where the train section is."""
+    if graph.loss is None:
+        where = "a train section" if graph.spec.train is not None else "this command"
+        raise ModelError(f"model '{graph.name}' has no 'loss': {where} needs one to "
+                         "minimize or evaluate", graph.spec.at("train"))
+
+
+def check_training(graph: Graph, overrides: dict | None = None) -> TrainConfig | None:
+    """Everything ``run`` checks in the train section before it trains (None: no section).
+
+    ``minigraph check`` calls this, so that a file it calls valid is one ``run`` accepts.
+    """
+    if graph.spec.train is None:
+        return None
+    config = train_config(graph, overrides)
+    require_loss(graph)
+    make_training(graph, config)
+    return config
+
+
+def make_training(graph: Graph, config: TrainConfig):
+    """``(optimizer, schedule)`` as the trainer uses them, with located errors.
+
+    Shared by :class:`Trainer` and ``minigraph check``, so that ``check`` refuses exactly what
+    ``run`` would.  The schedule's rate is computed at the first and the last epoch: a rate that
+    overflows (``gamma ** epoch``) or is not a finite positive number is refused here, before
+    any training.
+    """
+    spec = graph.spec
+    try:
+        optimizer = make_optimizer(config.optimizer)
+    except ModelError as exc:
+        raise _located(exc, spec, "train", "optimizer") from None
+    try:
+        schedule = make_schedule(config.schedule, optimizer.lr, config.epochs)
+    except ModelError as exc:
+        raise _located(exc, spec, "train", "schedule") from None
+    for epoch in sorted({0, config.epochs - 1}):
+        try:
+            lr = float(schedule.lr_at(epoch))
+        except (OverflowError, ZeroDivisionError, ValueError):
+            lr = math.inf
+        if not math.isfinite(lr) or lr < 0:
+            raise ModelError(f"the schedule gives no usable learning rate at epoch {epoch + 1} "
+                             f"(got {lr!r} from {short(config.schedule, 80)}); check its "
+                             "options against train.epochs", spec.at("train", "schedule"))
+    return optimizer, schedule
 
 
 def _located(error, spec, *path):
@@ -185,10 +265,7 @@ class Trainer:
 
     def __init__(self, graph: Graph, config: TrainConfig, data: DataSplits, *,
                  backend=None, checkpoint: Checkpoint | None = None):
-        if graph.loss is None:
-            where = "a train section" if graph.spec.train is not None else "this command"
-            raise ModelError(f"model '{graph.name}' has no 'loss': {where} needs one to "
-                             "minimize or evaluate", graph.spec.at("train"))
+        require_loss(graph)
         if data.train is None and graph.inputs:
             raise DataError(f"model '{graph.name}' has nothing to train on: add a data.train "
                             "section")
@@ -206,18 +283,11 @@ class Trainer:
                             f"the {n} training examples", graph.spec.at("train", "batch_size"))
         self.graph = graph
         self.config = config
+        self.optimizer, self.schedule = make_training(graph, config)  # before allocating
         self.backend = select(backend or config.backend)
         self.executor = Executor(graph, self.backend, fuse=True)
         # one flat array behind all params: the optimizer updates them in one go
         self.params = pack_params(init_params(graph, config.seed, self.backend))
-        try:
-            self.optimizer = make_optimizer(config.optimizer)
-        except ModelError as exc:
-            raise _located(exc, graph.spec, "train", "optimizer") from None
-        try:
-            self.schedule = make_schedule(config.schedule, self.optimizer.lr, config.epochs)
-        except ModelError as exc:
-            raise _located(exc, graph.spec, "train", "schedule") from None
         self.rng = np.random.default_rng([config.seed, 1])  # shuffling and dropout seeds
         self.epoch = 0
         self._boundary = None  # the state at the last epoch boundary, see rollback()

@@ -85,3 +85,63 @@ MALFORMED = [
     ('node_name_not_string', '{name: act,', '{name: [act],',
      'm.yaml:12:12: the name of node 2 must be a name (a string), got a list'),
 ]
+
+
+# Hostile variants (the "numbers you can trust" campaign): (id, old, new, part of the message).
+# Each must end in one located ModelError (m.yaml:LINE:COL), quickly, allocating nothing large.
+HOSTILE = [
+    # sizes
+    ('huge_param_dim', 'W: {shape: [2, 1]', 'W: {shape: [2, 1000000000000]', "at most 2,147,483,648"),
+    ('huge_param_elements', 'W: {shape: [2, 1]', 'W: {shape: [2, 100000, 100000]', "numbers; at most 268,435,456"),
+    ('huge_input_per_example', 'x: {shape: [batch, 2]}', 'x: {shape: [batch, 100000, 100000]}', "per example"),
+    ('huge_rank', 'x: {shape: [batch, 2]}', 'x: {shape: [batch, ' + '1, ' * 40 + '2]}', "dimensions; at most 32"),
+    ('linear_units_zero', '{name: fc, op: matmul, inputs: [x, W], outputs: [z]}',
+     '{name: fc, op: linear, inputs: [x], outputs: [z], attrs: {units: 0}}', "'units' must be at least 1"),
+    ('linear_units_huge', '{name: fc, op: matmul, inputs: [x, W], outputs: [z]}',
+     '{name: fc, op: linear, inputs: [x], outputs: [z], attrs: {units: 1000000000}}', "allowed in one tensor"),
+    ('reshape_huge', '{name: act, op: sigmoid, inputs: [a]', '{name: act, op: reshape, attrs: {shape: [-1, 100000, 100000]}, inputs: [a]', "allowed in one tensor"),
+    # scalars
+    ('int_5000_digits', 'minigraph: 1', 'minigraph: ' + '9' * 5000, "5,000 digits"),
+    ('int_5000_digits_tagged', 'name: tiny', 'name: !!int ' + '9' * 5000, "5,000 digits"),
+    ('hex_int_huge', 'minigraph: 1', 'minigraph: 0x' + 'e' * 5000, "digits"),
+    ('float_overflow', 'minigraph: 1', 'minigraph: 1.0e+400', "too large for a float"),
+    ('tag_int_abc', 'minigraph: 1', 'minigraph: !!int abc', "'abc' is not a valid int"),
+    ('tag_bool_maybe', 'minigraph: 1', 'minigraph: !!bool maybe', "'maybe' is not a valid bool"),
+    ('tag_float_abc', 'minigraph: 1', 'minigraph: !!float abc', "not a valid float"),
+    ('lone_surrogate', 'name: tiny', 'name: "ab\\ud800"', "lone surrogate"),
+    ('version_true', 'minigraph: 1', 'minigraph: true', "unsupported format version True"),
+    ('long_string', 'name: tiny', 'name: ' + 'x' * 20000, "20,000 characters"),
+    ('non_string_key', 'x: {shape: [batch, 2]}', '1: {shape: [batch, 2]}', "a key must be a name (text), got 1"),
+    ('null_key', 'x: {shape: [batch, 2]}', 'null: {shape: [batch, 2]}', "a key must be a name (text), got None"),
+    ('attrs_int_key', 'op: sigmoid, inputs: [a]', 'op: leaky_relu, attrs: {1: 2}, inputs: [a]', "a key must be a name"),
+    ('swish_beta_nan', 'op: sigmoid, inputs: [a]', 'op: swish, attrs: {beta: .nan}, inputs: [a]', "finite number"),
+    ('swish_beta_huge', 'op: sigmoid, inputs: [a]', 'op: swish, attrs: {beta: 1000000000000000000000000000000}', "digits"),
+    ('leaky_alpha_inf', 'op: sigmoid, inputs: [a]', 'op: leaky_relu, attrs: {alpha: .inf}, inputs: [a]', "finite number"),
+    ('normal_std_negative', 'init: xavier_uniform', 'init: {normal: {std: -1}}', "'normal.std' must not be negative"),
+    ('uniform_nan', 'init: xavier_uniform', 'init: {uniform: {low: .nan}}', "'uniform.low' must be a finite number"),
+    ('uniform_reversed', 'init: xavier_uniform', 'init: {uniform: {low: 1, high: -1}}', "must not exceed"),
+    ('constant_init_inf', 'init: xavier_uniform', 'init: {constant: -.inf}', "finite number"),
+    ('value_init_nan', 'init: xavier_uniform', 'init: {value: [[.nan], [1]]}', "finite numbers"),
+    # names
+    ('name_with_esc', 'x: {shape: [batch, 2]}', '"x\\e[31m": {shape: [batch, 2]}', "control character U+001B"),
+    ('name_with_nul', '{name: fc,', '{name: "f\\0c",', "control character U+0000"),
+    ('name_with_newline', '{name: fc,', '{name: "f\\nc",', "control character U+000A"),
+    ('name_too_long', '{name: fc,', '{name: ' + 'f' * 300 + ',', "300 characters long"),
+    ('tensor_name_with_esc', 'outputs: [z]}', 'outputs: ["z\\e"]}', "control character U+001B"),
+    # aliases and nesting
+    ('recursive_alias', 'name: tiny', 'name: &a [*a]', "recursive alias"),
+    ('recursive_alias_map', 'name: tiny', 'name: &a {b: *a}', "recursive alias"),
+    ('alias_bomb', 'name: tiny', 'name: tiny\ndescription: &a0 [x, x, x, x, x, x, x, x, x, x]\n'
+     + ''.join(f'd{i}: &a{i} [' + ', '.join([f'*a{i - 1}'] * 10) + ']\n' for i in range(1, 9)),
+     "expands to more than 2,000,000 values"),
+    ('deep_flow', 'name: tiny', 'name: ' + '[' * 1000 + ']' * 1000, "nested more than 64 deep"),
+    ('deep_block', 'name: tiny', 'name:\n' + ''.join('  ' * i + '- \n' for i in range(1, 200)), "nested more than 64 deep"),
+    ('deep_alias_chain', 'name: tiny', 'name: tiny\nd0: &a0 ' + '[' * 60 + ']' * 60 + '\n'
+     + ''.join(f'd{i}: &a{i} ' + '[' * 60 + f'*a{i - 1}' + ']' * 60 + '\n' for i in range(1, 40)),
+     "nested more than 64 deep"),
+    # file damage
+    ('nul_byte', 'name: tiny', 'name: ti\0ny', "a NUL byte is not allowed"),
+    ('control_byte', 'name: tiny', 'name: ti\x1bny', "control character U+001B"),
+    ('tab_indent', '  x: {shape', '\tx: {shape', "YAML syntax error"),
+    ('truncated', 'outputs: [y]\nloss: L\n', 'outputs: [y', "YAML syntax error"),
+]

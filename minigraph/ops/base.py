@@ -23,8 +23,10 @@ from typing import Any, ClassVar
 
 from ..backend import constant, get_array_module  # noqa: F401  (ops import both from here)
 from ..errors import did_you_mean, known
+from ..limits import short
 
 REQUIRED = object()  # marker: an attribute without default must be given
+_LARGEST = 1e30  # no attribute (a slope, a stride, a size) needs a number beyond this
 
 
 class ShapeError(Exception):
@@ -57,6 +59,8 @@ class Attr:
     default: Any = REQUIRED
     doc: str = ""
     choices: tuple | None = None
+    minimum: float | None = None  # for int and float attributes (and each of "ints")
+    maximum: float | None = None
 
     @property
     def required(self) -> bool:
@@ -67,13 +71,34 @@ class Attr:
         if value is None and self.default is None:
             return None
         if not _KIND_CHECKS[self.kind](value):
-            raise AttrError(f"attribute '{name}' must be {self.kind}, got {value!r}")
+            raise AttrError(f"attribute '{name}' must be {self.kind}, got {short(value)}")
         if self.choices is not None and value not in self.choices:
+            hint = did_you_mean(value, self.choices) if isinstance(value, str) else ""
             raise AttrError(f"attribute '{name}' must be one of {list(self.choices)}, "
-                            f"got {value!r}{did_you_mean(value, self.choices)}")
+                            f"got {short(value)}{hint}")
+        numbers = value if isinstance(value, list) else [value]
+        for number in numbers:
+            if isinstance(number, (int, float)) and not isinstance(number, bool):
+                self._check_range(name, number)
         if self.kind == "float":
             return float(value)
         return value
+
+    def _check_range(self, name, number):
+        """Finite, of bounded size, and within the declared minimum and maximum."""
+        try:
+            finite = math.isfinite(float(number))
+        except OverflowError:
+            finite = False
+        if not finite or abs(number) > _LARGEST:
+            raise AttrError(f"attribute '{name}' must be a finite number of reasonable size, "
+                            f"got {short(number)}")
+        if self.minimum is not None and number < self.minimum:
+            raise AttrError(f"attribute '{name}' must be at least {self.minimum:g}, "
+                            f"got {short(number)}")
+        if self.maximum is not None and number > self.maximum:
+            raise AttrError(f"attribute '{name}' must be at most {self.maximum:g}, "
+                            f"got {short(number)}")
 
 
 # ==== the op base class ===========================================================================

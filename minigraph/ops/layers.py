@@ -6,6 +6,7 @@ as ``fc1`` (renders draw the group as one cluster).  Execution only ever sees pr
 """
 from __future__ import annotations
 
+from ..limits import MAX_DIM
 from .base import Attr, Op, ShapeError, fmt_shape
 
 LAYERS: dict[str, type["Layer"]] = {}
@@ -42,7 +43,7 @@ class Linear(Layer):
 
     name = "linear"
     attrs = {
-        "units": Attr("int", doc="number of output features"),
+        "units": Attr("int", doc="number of output features", minimum=1, maximum=MAX_DIM),
         "bias": Attr("bool", True, "add a bias vector b"),
         "init": Attr("str", "xavier_uniform", "initializer of W"),
         "bias_init": Attr("str", "zeros", "initializer of b"),
@@ -68,10 +69,10 @@ class Conv(Layer):
 
     name = "conv"
     attrs = {
-        "filters": Attr("int", doc="number of output channels"),
-        "kernel": Attr("int", doc="kernel height and width"),
-        "stride": Attr("int", 1, "step between windows"),
-        "padding": Attr("int", 0, "zeros added on each side"),
+        "filters": Attr("int", doc="number of output channels", minimum=1, maximum=MAX_DIM),
+        "kernel": Attr("int", doc="kernel height and width", minimum=1, maximum=MAX_DIM),
+        "stride": Attr("int", 1, "step between windows", minimum=1, maximum=MAX_DIM),
+        "padding": Attr("int", 0, "zeros added on each side", minimum=0, maximum=MAX_DIM),
         "bias": Attr("bool", True, "add one bias per output channel"),
         "init": Attr("str", "he_uniform", "initializer of W"),
         "bias_init": Attr("str", "zeros", "initializer of b"),
