@@ -16,12 +16,13 @@ import numpy as np
 from .backend import select, to_numpy
 from .checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from .data import DataSplits, iterate_batches, num_examples
+from . import kernels
 from .engine import Executor, init_params
 from .errors import DataError, MinigraphError, ModelError, RunError, did_you_mean
 from .graph import Graph
 from .metrics import METRICS, check_metrics
 from .model import load_graph, load_splits
-from .optim import make_optimizer, pack_params
+from .optim import make_optimizer
 from .schedules import make_schedule
 
 TRAIN_KEYS = ("epochs", "batch_size", "shuffle", "seed", "optimizer", "schedule", "metrics",
@@ -183,7 +184,7 @@ class Trainer:
     """Trains a graph's params on data with the configured optimizer and schedule."""
 
     def __init__(self, graph: Graph, config: TrainConfig, data: DataSplits, *,
-                 backend=None, checkpoint: Checkpoint | None = None):
+                 backend=None, checkpoint: Checkpoint | None = None, use_kernels=None):
         if graph.loss is None:
             where = "a train section" if graph.spec.train is not None else "this command"
             raise ModelError(f"model '{graph.name}' has no 'loss': {where} needs one to "
@@ -206,13 +207,19 @@ class Trainer:
         self.graph = graph
         self.config = config
         self.backend = select(backend or config.backend)
-        self.executor = Executor(graph, self.backend, fuse=True)
-        # one flat array behind all params: the optimizer updates them in one go
-        self.params = pack_params(init_params(graph, config.seed, self.backend))
+        # The training plan: the plain rules, or (by default) with the kernels' faster
+        # implementations of the same rules, one flat array behind all params and the
+        # optimizer's update on it in one go.
+        self.kernels = kernels.enabled(use_kernels)
+        self.executor = Executor(graph, self.backend,
+                                 rewrites=kernels.training_rewrites(self.kernels))
+        params = init_params(graph, config.seed, self.backend)
+        self.params = kernels.pack_params(params) if self.kernels else params
         try:
             self.optimizer = make_optimizer(config.optimizer)
         except ModelError as exc:
             raise _located(exc, graph.spec, "train", "optimizer") from None
+        self.update = kernels.FlatUpdate(self.optimizer) if self.kernels else self.optimizer
         try:
             self.schedule = make_schedule(config.schedule, self.optimizer.lr, config.epochs)
         except ModelError as exc:
@@ -310,8 +317,8 @@ class Trainer:
                 if node is not None else ""
             raise FloatingPointError(f"the loss became {loss}{where}")
         grads = self.executor.backward(run, keep_all=False)
-        run.grads = {}  # the optimizer may overwrite them: they are the plan's temporaries
-        self.optimizer.step(self.params, grads, consume=True)
+        run.grads = {}  # the update may overwrite them: they are the plan's temporaries
+        self.update.step(self.params, grads)
         return loss, run
 
     def fit(self, callback=None) -> History:
