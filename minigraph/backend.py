@@ -49,28 +49,6 @@ def get_array_module(*arrays):
     return numpy
 
 
-_CONSTANTS: dict = {}
-
-
-def constant(value, like):
-    """``value`` as a read-only 0-d array of ``like``'s dtype and backend, made once.
-
-    For the number operands of ops on tiny arrays: NumPy converts a Python number on every
-    call (measured ~0.4 us, a tenth of an op on an XOR-sized array) but takes a 0-d array of
-    the operand's own dtype as it is -- with the same result, as the number would have been
-    converted to that dtype anyway.
-    """
-    key = (type(like), like.device, like.dtype, value)  # CuPy: one per GPU
-    c = _CONSTANTS.get(key)
-    if c is None:
-        if len(_CONSTANTS) >= 256:  # e.g. a learning rate that changes every epoch
-            _CONSTANTS.clear()
-        c = _CONSTANTS[key] = get_array_module(like).asarray(value, dtype=like.dtype)
-        if type(c) is numpy.ndarray:
-            c.flags.writeable = False
-    return c
-
-
 @dataclass(frozen=True)
 class Backend:
     """A chosen array backend: its name and its array module ``xp``."""

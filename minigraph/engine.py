@@ -9,6 +9,7 @@ are non-differentiable ops (``sign``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 
@@ -17,7 +18,6 @@ from .errors import DataError, did_you_mean, known
 from .graph import Graph
 from .init import initialize
 from .ops.base import Context, fmt_shape
-from .workspace import Workspace
 
 FLOAT_DTYPES = ("float32", "float64")
 
@@ -41,6 +41,11 @@ def init_params(graph: Graph, seed: int = 0, backend: Backend | None = None,
             for name, p in graph.params.items()}
 
 
+def plain_context(training, rng, needs_input_grad, owns_outputs):
+    """The context a plain op runs with (``owns_outputs`` is for kernels that can use it)."""
+    return Context(training, rng, needs_input_grad)
+
+
 @dataclass(frozen=True, slots=True)
 class Step:
     """One op call of the plan: which tensors it reads and writes, and what it may release.
@@ -58,88 +63,29 @@ class Step:
     free: tuple = ()
     private: bool = False  # no output is kept: a pass that releases values may let backward
     #                        overwrite them (the outputs' readers have run their backward)
-
-
-def _chain(pattern, first, readers, keep, wanted, used):
-    """The nodes of ``pattern`` starting at ``first``, or None if they do not form one.
-
-    Each next node must be the only reader of the previous output, read it as its first
-    input, and that tensor's gradient must not be wanted; its value may be kept only if the
-    fused op emits it.
-    """
-    nodes = [first]
-    for position, op_name in enumerate(pattern.ops[1:]):
-        t = nodes[-1].outputs[0]
-        after = readers.get(t, [])
-        if len(after) != 1 or after[0].op_name != op_name or after[0].name in used:
-            return None
-        nxt = after[0]
-        if nxt.inputs[0] != t or t in nxt.inputs[1:] or t in wanted:
-            return None
-        if t in keep and position not in pattern.emits:
-            return None
-        nodes.append(nxt)
-    return nodes
-
-
-def fuse(graph: Graph, keep: set, wanted: set) -> list:
-    """Primitive nodes as steps, with the chains of ``FUSIONS`` merged into one step each.
-
-    A chain fuses when each tensor inside it is read only by the next node, nobody wants its
-    gradient (``wanted``), and its value is either not asked for (``keep``) or emitted by the
-    fused op.  The fused step takes the last node's place in the schedule, which is safe:
-    nothing between the chain's nodes reads the tensors inside it.
-    """
-    from .ops.fused import FUSIONS
-
-    readers: dict = {}
-    for node in graph.nodes:
-        for t in node.inputs:
-            readers.setdefault(t, []).append(node)
-    fused_at: dict = {}  # last node name -> fused step
-    used: set = set()
-    for first in graph.nodes:
-        if first.name in used:
-            continue
-        for pattern in FUSIONS:
-            if first.op_name != pattern.ops[0]:
-                continue
-            nodes = _chain(pattern, first, readers, keep, wanted, used)
-            if nodes is None or not pattern.condition(graph, nodes):
-                continue
-            inputs = tuple(first.inputs) + tuple(t for n in nodes[1:] for t in n.inputs[1:])
-            outputs = tuple(nodes[i].outputs[0] for i in pattern.emits)
-            fused_at[nodes[-1].name] = Step("+".join(n.name for n in nodes),
-                                            pattern.make(nodes), inputs, outputs)
-            used.update(n.name for n in nodes)
-            break
-    steps = []
-    for node in graph.nodes:
-        if node.name in fused_at:
-            steps.append(fused_at[node.name])
-        elif node.name not in used:
-            steps.append(Step(node.name, node.op, tuple(node.inputs), tuple(node.outputs)))
-    return steps
+    context: Callable = plain_context  # (training, rng, needs, owns_outputs) -> the op's ctx
 
 
 class Executor:
     """A graph planned once for repeated passes on one backend.
 
     The plan fixes the schedule and each step's op, prunes gradient work to what reaches the
-    wanted tensors (``wrt``: default the params, ``"all"`` every float tensor), fuses pairs of
-    ops when ``fuse`` is set (training), and knows when each value is last used so passes that
-    do not keep values release them early.  Forward values that backward needs live on in the
-    ops' contexts, and only there.
+    wanted tensors (``wrt``: default the params, ``"all"`` every float tensor), and knows when
+    each value is last used so passes that do not keep values release them early.  Forward
+    values that backward needs live on in the ops' contexts, and only there.
+
+    ``rewrites`` come from the caller: each ``rewrite(graph, steps, keep, wanted)`` returns new
+    steps (the training plan hands in :mod:`minigraph.kernels`' fusions and faster op
+    implementations).  Without them every step is one node's plain op.
     """
 
     def __init__(self, graph: Graph, backend: Backend | None = None, dtype: str = "float32",
-                 wrt=None, fuse: bool = False, keep=()):
+                 wrt=None, keep=(), rewrites=()):
         self.graph = graph
         self.backend = backend or select("numpy")
         self.xp = self.backend.xp
         self.dtype = dtype
-        self.fuse = fuse
-        self.workspace = Workspace() if fuse else None  # training plans reuse buffers
+        self.rewrites = tuple(rewrites)
         self.keep = set(keep) | set(graph.outputs) | ({graph.loss} if graph.loss else set())
         self.set_wrt(wrt)
         self.constants = {
@@ -156,8 +102,9 @@ class Executor:
             wanted = set(g.params)
         else:
             wanted = set(wrt)
-        steps = fuse(g, self.keep, wanted) if self.fuse else \
-            [Step(n.name, n.op, tuple(n.inputs), tuple(n.outputs)) for n in g.nodes]
+        steps = [Step(n.name, n.op, tuple(n.inputs), tuple(n.outputs)) for n in g.nodes]
+        for rewrite in self.rewrites:
+            steps = rewrite(g, steps, self.keep, wanted)
         # a tensor "requires grad" when it is wanted or is computed from a wanted tensor
         requires = set(wanted)
         for step in steps:
@@ -176,7 +123,8 @@ class Executor:
                                 tuple(t in requires for t in step.inputs),
                                 tuple((i, t) for i, t in enumerate(step.inputs)
                                       if t in requires),
-                                free, not self.keep.intersection(step.outputs)))
+                                free, not self.keep.intersection(step.outputs),
+                                step.context))
         self.wanted = wanted
         self.requires = requires
         self.steps = planned
@@ -228,10 +176,10 @@ class Executor:
                                 f"{', '.join(repr(m) for m in missing)}")
         values = {**feeds, **self.constants, **params}
         ctxs = {}
-        workspace, release = self.workspace, not keep_values
+        release = not keep_values
         for step in self.steps:
-            ctx = ctxs[step.name] = Context(training, rng, step.needs, workspace,
-                                            release and step.private)
+            ctx = ctxs[step.name] = step.context(training, rng, step.needs,
+                                                 release and step.private)
             # Direct calls for the usual input counts: Python runs them in its own loop, where
             # f(ctx, *args) would build a tuple and start a new one (~3% of an XOR step).
             xs = step.inputs
@@ -295,7 +243,7 @@ class Executor:
 
     def locate_nonfinite(self, params: dict, batch: dict, rng=None):
         """Re-run one batch unfused, keeping every value, to find the first bad node."""
-        plain = Executor(self.graph, self.backend, self.dtype, fuse=False)
+        plain = Executor(self.graph, self.backend, self.dtype)
         return plain.first_nonfinite(plain.forward(params, batch, training=True, rng=rng,
                                                    checked=True))
 

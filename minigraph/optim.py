@@ -24,73 +24,16 @@ from __future__ import annotations
 
 
 import math
-import operator
 
 import numpy
 
-from .backend import constant, get_array_module
+from .backend import get_array_module
 from .configs import check_names, config_error, number, registrar, split_type
 from .errors import DataError
-from .workspace import held_only_by
 
 OPTIMIZERS: dict[str, type] = {}
 register = registrar(OPTIMIZERS)  # @register("adam") makes a class available by name
 _error = config_error
-
-
-# =============================================================================
-# Parameters stored in one flat array
-# =============================================================================
-
-
-class PackedParams(dict):
-    """A name -> array dict whose arrays are views of one flat array, ``self.flat``.
-
-    Every update rule here is elementwise, so an optimizer can update all of them at once
-    on the flat array: two NumPy calls for SGD instead of two per parameter (what PyTorch's
-    "foreach" optimizers do).  The dict behaves as any other; writing *into* a parameter
-    (``params["W"][...] = w``) keeps the packing, replacing an entry ends it (``intact``).
-    """
-
-    def __init__(self, params: dict):
-        arrays = list(params.values())
-        xp = get_array_module(*arrays)
-        dtype = arrays[0].dtype if arrays else numpy.float32
-        self.flat = xp.empty(sum(a.size for a in arrays), dtype=dtype)
-        views = dict(_views(self.flat, params))
-        for name, array in params.items():
-            views[name][...] = array
-        super().__init__(views)
-        self._views = tuple(views.values())
-
-    @staticmethod
-    def can_pack(params: dict) -> bool:
-        """Whether all params share one dtype and one backend."""
-        arrays = list(params.values())
-        return bool(arrays) and len({(a.dtype, type(a)) for a in arrays}) == 1
-
-    def intact(self) -> bool:
-        """Whether every entry is still the view it was packed as."""
-        return len(self) == len(self._views) and all(map(operator.is_, self.values(),
-                                                         self._views))
-
-    def views_of(self, flat) -> list:
-        """(name, view) of another array laid out like ``self.flat`` (its gradient, a slot)."""
-        return _views(flat, self)
-
-
-def _views(flat, arrays: dict) -> list:
-    """(name, view of ``flat``) for each array, one after the other in the arrays' order."""
-    views, start = [], 0
-    for name, array in arrays.items():
-        views.append((name, flat[start:start + array.size].reshape(array.shape)))
-        start += array.size
-    return views
-
-
-def pack_params(params: dict) -> dict:
-    """``params`` as a :class:`PackedParams` when they can share one flat array, else as is."""
-    return PackedParams(params) if PackedParams.can_pack(params) else params
 
 
 # =============================================================================
@@ -109,10 +52,6 @@ class Optimizer:
     name = "optimizer"
     defaults: dict = {"lr": 0.01, "weight_decay": 0.0}
     scalar_slots: tuple = ("step",)  # state slots that are plain numbers, not arrays
-    # Packed params up to this many numbers are updated in one go (their gradients copied
-    # into one flat array first); larger ones per parameter, where copying would cost more
-    # than the per-parameter calls it saves.
-    flat_max_size = 1 << 16
 
     def __init__(self, lr=None, weight_decay=0.0, **options):
         self.check_names(options)
@@ -125,8 +64,7 @@ class Optimizer:
         self.t = 0  # how many times step() has run
         self.state: dict[str, dict] = {}
         self._loaded = False  # state came from load_state_dict and may sit on the host
-        self._grad_is_private = False  # see step() and scaled_grad()
-        self._flat = None  # the flat update's buffers and state, see _step_flat()
+        self._grad_is_private = False  # see update_param() and scaled_grad()
 
     # -- options ---------------------------------------------------------------------------
 
@@ -171,109 +109,49 @@ class Optimizer:
     # -- the loop --------------------------------------------------------------------------
 
     def scaled_grad(self, grad, factor):
-        """``factor * grad``, computed in place when ``step`` may overwrite ``grad``.
+        """``factor * grad``, computed in place when the caller said the gradient is private.
 
         Use it for the gradient's last use in ``update_one``: afterwards ``grad`` may hold
-        the scaled values.
+        the scaled values.  (Plain ``step`` never says so; the training plan's flat update in
+        ``kernels/packed.py`` does, for gradient buffers that are its own.)
         """
         if self._grad_is_private:
-            grad *= constant(factor, grad)
+            grad *= factor
             return grad
         return factor * grad
 
-    def step(self, params: dict, grads: dict, consume: bool = False) -> None:
+    def step(self, params: dict, grads: dict) -> None:
         """Update every parameter that has a gradient, in place.
 
         L2 weight decay (PyTorch style) is added to the gradient first:  ``g ← g + λ θ``.
-        With ``consume=True`` (the trainer's own gradients, temporaries of its plan) a gradient
-        array that nothing else refers to -- not another entry, not a view -- may be
-        overwritten, which saves ``θ ← θ − γ g`` its temporary array.
         """
+        self.begin_step(params)
+        for name, param in params.items():
+            grad = grads.get(name)
+            if grad is not None:  # no gradient this step: for example a frozen parameter
+                self.update_param(name, param, grad)
+
+    def begin_step(self, params: dict) -> None:
+        """Count the step; after a load, move the loaded state onto the params' device."""
         self.t += 1
         if self._loaded:
             self._move_state(params)
-        if isinstance(params, PackedParams) and self._step_flat(params, grads):
-            return
-        self._flat = None  # per-parameter updates: the flat state is rebuilt when next used
-        states, decay = self.state, self.weight_decay
-        for name, param in params.items():
-            if grads.get(name) is None:
-                continue  # no gradient this step (for example a frozen parameter)
-            # may we overwrite it? (checked before `grad` below adds a reference of its own)
-            private = consume and held_only_by(grads, name)
-            grad = grads[name]
-            private = private and grad.base is None
-            if grad.dtype != param.dtype:
-                grad, private = grad.astype(param.dtype), True
-            if decay != 0:
-                grad, private = grad + decay * param, True
-            self._grad_is_private = private
-            state = states.get(name)
-            if state is None:
-                state = states[name] = {}
-            state["step"] = state.get("step", 0) + 1  # t, counted per parameter as in PyTorch
-            self.update_one(name, param, grad, state)
 
-    def _step_flat(self, params: PackedParams, grads: dict) -> bool:
-        """One ``update_one`` on the flat array of packed params; False if it cannot be used.
+    def update_param(self, name, param, grad, private: bool = False) -> None:
+        """Weight decay, the parameter's step count, then ``update_one``.
 
-        The gradients are copied into one flat buffer (casting if needed); the state lives in
-        flat arrays too, and each parameter's ``self.state[name]`` holds views of them, so
-        ``state_dict`` and checkpoints are the same as with per-parameter updates.
+        ``private``: nothing else reads ``grad``, so ``scaled_grad`` may overwrite it.
         """
-        flat = self._flat
-        if flat is None or flat["params"] is not params.flat:
-            if params.flat.size > self.flat_max_size or not params.keys() <= grads.keys():
-                return False
-            state = self._flatten_state(params)
-            if state is None:
-                return False
-            grad = params.flat.copy()
-            flat = self._flat = {"params": params.flat, "grad": grad, "state": state,
-                                 "grad_views": params.views_of(grad), "slot_views": {},
-                                 "states": [self.state.setdefault(name, {}) for name in params]}
-        if not params.intact():
-            return False
-        for name, view in flat["grad_views"]:
-            g = grads.get(name)
-            if g is None:
-                return False
-            view[...] = g
-        grad, state = flat["grad"], flat["state"]
+        if grad.dtype != param.dtype:
+            grad, private = grad.astype(param.dtype), True
         if self.weight_decay != 0:
-            grad += self.weight_decay * params.flat
-        state["step"] = state.get("step", 0) + 1
-        self._grad_is_private = True  # our own buffer, refilled every step
-        self.update_one("*", params.flat, grad, state)
-        slot_views = flat["slot_views"]
-        for slot, value in state.items():  # keep each parameter's state up to date
-            if slot in self.scalar_slots:
-                for param_state in flat["states"]:
-                    param_state[slot] = value
-            elif slot_views.get(slot) is not value:  # a new (or rebound) flat array: views
-                slot_views[slot] = value
-                for param_state, (_, view) in zip(flat["states"], params.views_of(value)):
-                    param_state[slot] = view
-        return True
-
-    def _flatten_state(self, params: PackedParams):
-        """The per-parameter state as one flat state (arrays concatenated), or None when the
-        parameters' states differ in their slots or step counts (then: per-parameter)."""
-        states = [self.state.get(name, {}) for name in params]
-        slots = set(states[0])
-        if any(set(state) != slots for state in states):
-            return None
-        flat = {}
-        xp = get_array_module(params.flat)
-        for slot in slots:
-            if slot in self.scalar_slots:
-                if any(state[slot] != states[0][slot] for state in states):
-                    return None
-                flat[slot] = states[0][slot]
-            else:
-                flat[slot] = xp.concatenate([xp.asarray(state[slot]).reshape(-1)
-                                             for state in states]).astype(params.flat.dtype)
-        return flat
+            grad, private = grad + self.weight_decay * param, True
+        self._grad_is_private = private
+        state = self.state.get(name)
+        if state is None:
+            state = self.state[name] = {}
+        state["step"] = state.get("step", 0) + 1  # t, counted per parameter as in PyTorch
+        self.update_one(name, param, grad, state)
 
     def _move_state(self, params: dict) -> None:
         """Put loaded state (NumPy arrays) on each parameter's device, once after a load."""
@@ -322,7 +200,6 @@ class Optimizer:
         self.t = int(numpy.asarray(flat["t"])) if "t" in flat else 0
         self.state = state
         self._loaded = True
-        self._flat = None
 
     def __repr__(self) -> str:
         options = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.defaults)

@@ -17,13 +17,15 @@ from .backend import select, to_numpy
 from .checkpoint import (Checkpoint, check_save_target, defer_sigint, interrupt_once,
                          load_checkpoint, save_checkpoint)
 from .data import DataSplits, iterate_batches, num_examples
+from . import kernels
 from .engine import Executor, init_params
 from .errors import DataError, MinigraphError, ModelError, RunError, did_you_mean
 from .graph import Graph
 from .limits import MAX_EPOCHS, MAX_SEED, short
 from .metrics import METRICS, check_metrics
 from .model import load_graph, load_splits
-from .optim import PackedParams, make_optimizer, pack_params
+from .kernels.packed import PackedParams
+from .optim import make_optimizer
 from .schedules import make_schedule
 
 TRAIN_KEYS = ("epochs", "batch_size", "shuffle", "seed", "optimizer", "schedule", "metrics",
@@ -264,7 +266,7 @@ class Trainer:
     """Trains a graph's params on data with the configured optimizer and schedule."""
 
     def __init__(self, graph: Graph, config: TrainConfig, data: DataSplits, *,
-                 backend=None, checkpoint: Checkpoint | None = None):
+                 backend=None, checkpoint: Checkpoint | None = None, use_kernels=None):
         require_loss(graph)
         if data.train is None and graph.inputs:
             raise DataError(f"model '{graph.name}' has nothing to train on: add a data.train "
@@ -285,9 +287,15 @@ class Trainer:
         self.config = config
         self.optimizer, self.schedule = make_training(graph, config)  # before allocating
         self.backend = select(backend or config.backend)
-        self.executor = Executor(graph, self.backend, fuse=True)
-        # one flat array behind all params: the optimizer updates them in one go
-        self.params = pack_params(init_params(graph, config.seed, self.backend))
+        # The training plan: the plain rules, or (by default) with the kernels' faster
+        # implementations of the same rules, one flat array behind all params and the
+        # optimizer's update on it in one go.
+        self.kernels = kernels.enabled(use_kernels)
+        self.executor = Executor(graph, self.backend,
+                                 rewrites=kernels.training_rewrites(self.kernels))
+        params = init_params(graph, config.seed, self.backend)
+        self.params = kernels.pack_params(params) if self.kernels else params
+        self.update = kernels.FlatUpdate(self.optimizer) if self.kernels else self.optimizer
         self.rng = np.random.default_rng([config.seed, 1])  # shuffling and dropout seeds
         self.epoch = 0
         self._boundary = None  # the state at the last epoch boundary, see rollback()
@@ -427,8 +435,8 @@ class Trainer:
                 if node is not None else ""
             raise FloatingPointError(f"the loss became {loss}{where}")
         grads = self.executor.backward(run, keep_all=False)
-        run.grads = {}  # the optimizer may overwrite them: they are the plan's temporaries
-        self.optimizer.step(self.params, grads, consume=True)
+        run.grads = {}  # the update may overwrite them: they are the plan's temporaries
+        self.update.step(self.params, grads)
         return loss, run
 
     def fit(self, callback=None) -> History:

@@ -115,7 +115,7 @@ def test_backend_from_environment(monkeypatch):
 @pytest.mark.parametrize("dtype", [np.float32, np.float64])
 @pytest.mark.parametrize("value", [0, 1, 0.1, 1e-7])
 def test_constant_gives_the_results_of_the_python_number(dtype, value):
-    from minigraph.backend import constant
+    from minigraph.kernels.blas import constant
 
     x = np.linspace(-2, 2, 7).astype(dtype)
     c = constant(value, x)

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 from minigraph.errors import ModelError
-from minigraph.optim import OPTIMIZERS, Optimizer, PackedParams, make_optimizer, pack_params
+from minigraph.kernels.packed import FlatUpdate, PackedParams, pack_params
+from minigraph.optim import OPTIMIZERS, Optimizer, make_optimizer
 from minigraph.schedules import SCHEDULES, make_schedule
 
 ALL_TYPES = ["sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamax", "nadam"]
@@ -412,7 +413,7 @@ def test_schedule_parity_with_torch(torch, config, name, kwargs):
 
 
 # =============================================================================
-# consume=True: the trainer lets the update overwrite its own gradient arrays
+# the training plan's update (kernels/packed.py) overwrites its own gradient arrays
 # =============================================================================
 
 
@@ -424,8 +425,8 @@ def test_consuming_gradients_gives_the_same_update(kind):
     for g in grads:
         kept = {n: v.copy() for n, v in g.items()}
         opt_a.step(a, g)
-        np.testing.assert_array_equal(g["W"], kept["W"])  # without consume: grads untouched
-        opt_b.step(b, {n: v.copy() for n, v in g.items()}, consume=True)
+        np.testing.assert_array_equal(g["W"], kept["W"])  # the plain step: grads untouched
+        FlatUpdate(opt_b).step(b, {n: v.copy() for n, v in g.items()})
     for name in a:
         np.testing.assert_array_equal(a[name], b[name])
 
@@ -437,7 +438,7 @@ def test_consume_leaves_shared_and_viewed_gradients_alone():
     base = np.arange(4.0)
     grads = {"a": shared, "b": shared, "c": base, "d": base[:2]}
     params = {name: np.zeros(g.shape) for name, g in grads.items()}
-    make_optimizer({"type": "sgd", "lr": 0.5}).step(params, grads, consume=True)
+    FlatUpdate(make_optimizer({"type": "sgd", "lr": 0.5})).step(params, grads)
     np.testing.assert_array_equal(params["a"], -0.5 * np.ones(4))
     np.testing.assert_array_equal(params["b"], -0.5 * np.ones(4))
     np.testing.assert_array_equal(params["c"], -0.5 * np.arange(4.0))
@@ -462,10 +463,11 @@ def test_packed_params_update_exactly_like_separate_ones(config):
     packed = pack_params(make_params(np.float32))
     assert isinstance(packed, PackedParams)
     a, b = make_optimizer(config), make_optimizer(config)
+    flat = FlatUpdate(b)
     for i, g in enumerate(grads):
         a.step(plain, dict(g))
-        b.step(packed, dict(g))
-        assert (b._flat is not None) == (i < 3), i  # flat until the gradient goes missing
+        flat.step(packed, dict(g))
+        assert (flat._flat is not None) == (i < 3), i  # flat until the gradient goes missing
         if i == 1:
             b.load_state_dict(b.state_dict())
         for name in plain:
@@ -483,10 +485,10 @@ def test_packing_ends_when_an_entry_is_replaced_and_updates_go_on():
     assert packed.intact() and packed.flat[-4:].tolist() == [1.0] * 4
     packed["b"] = np.zeros(4, np.float32)  # replacing one ends it
     assert not packed.intact()
-    opt = make_optimizer({"type": "sgd", "lr": 0.5})
-    opt.step(packed, {"W": np.ones((3, 4)), "b": np.ones(4)})
+    flat = FlatUpdate(make_optimizer({"type": "sgd", "lr": 0.5}))
+    flat.step(packed, {"W": np.ones((3, 4)), "b": np.ones(4)})
     np.testing.assert_array_equal(packed["b"], -0.5 * np.ones(4))
-    assert opt._flat is None
+    assert flat._flat is None
 
 
 def test_packing_ends_when_an_entry_is_added_or_removed():

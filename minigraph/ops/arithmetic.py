@@ -74,7 +74,7 @@ class Mul(Binary):
         return a * b
 
     def local_grads(self, ctx, a, b, gy):
-        need_a, need_b = ctx.needs_input_grad or (True, True)
+        need_a, need_b = ctx.needs_input_grad
         return (gy * b if need_a else None), (gy * a if need_b else None)
 
 
@@ -88,7 +88,7 @@ class Div(Binary):
         return a / b
 
     def local_grads(self, ctx, a, b, gy):
-        need_a, need_b = ctx.needs_input_grad or (True, True)
+        need_a, need_b = ctx.needs_input_grad
         da = gy / b if need_a else None
         db = -gy * a / (b * b) if need_b else None
         return da, db

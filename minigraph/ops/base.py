@@ -21,7 +21,7 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
-from ..backend import constant, get_array_module  # noqa: F401  (ops import both from here)
+from ..backend import get_array_module  # noqa: F401  (ops import it from here)
 from ..errors import did_you_mean, known
 from ..limits import short
 
@@ -108,35 +108,19 @@ class Context:
 
     ``saved`` holds what forward chose to keep; ``training`` tells dropout whether to act;
     ``rng`` is the run's random generator (same backend as the arrays);
-    ``needs_input_grad`` lets backward skip gradients nobody asked for;
-    ``workspace``, when the plan has one, lends ``empty`` arrays reused across steps;
-    ``owns_outputs`` says that nobody else keeps what forward returned, so backward may
-    overwrite it (its readers are done: they come later in forward, earlier in backward).
+    ``needs_input_grad`` (one bool per input) lets backward skip gradients nobody asked for.
     """
 
-    __slots__ = ("saved", "training", "rng", "needs_input_grad", "workspace", "owns_outputs")
+    __slots__ = ("saved", "training", "rng", "needs_input_grad")
 
-    def __init__(self, training=False, rng=None, needs_input_grad=(), workspace=None,
-                 owns_outputs=False):
+    def __init__(self, training=False, rng=None, needs_input_grad=()):
         self.saved = None
         self.training = training
         self.rng = rng
         self.needs_input_grad = needs_input_grad
-        self.workspace = workspace
-        self.owns_outputs = owns_outputs
 
     def save(self, *arrays):
         self.saved = arrays
-
-    def empty(self, xp, shape, dtype):
-        """An uninitialised array to fill (from the workspace when the plan has one)."""
-        if self.workspace is None:
-            return xp.empty(shape, dtype=dtype)
-        return self.workspace.empty(xp, shape, dtype)
-
-    def part(self, needs_input_grad):
-        """A context for one part of a fused op: same run, its own saved values."""
-        return Context(self.training, self.rng, needs_input_grad, self.workspace)
 
 
 class Op:
@@ -219,49 +203,21 @@ def get_op(name: str) -> type[Op]:
 # ==== shared helpers ==============================================================================
 
 def unbroadcast(g, shape):
-    """Sum ``g`` down to ``shape``: the gradient of NumPy broadcasting, written once."""
+    """Sum ``g`` down to ``shape``: the gradient of NumPy broadcasting, written once.
+
+    Broadcasting added leading axes and stretched axes of size 1; their gradients are sums
+    over those axes.
+    """
     shape = tuple(shape)
     if g.shape == shape:
         return g
     extra = g.ndim - len(shape)
     if extra > 0:
-        g = sum_leading(g, extra)
+        g = g.sum(axis=tuple(range(extra)))
     axes = tuple(i for i, n in enumerate(shape) if n == 1 and g.shape[i] != 1)
     if axes:
         g = g.sum(axis=axes, keepdims=True)
     return g.reshape(shape)
-
-
-def sum_leading(g, axes: int):
-    """``g`` summed over its first ``axes`` axes (a bias gradient: over batch and pixels).
-
-    For floats this is one matrix-vector product, ``ones @ g`` with g seen as (rows, rest):
-    BLAS runs it several times faster than ``sum`` runs a tall array with a short last axis
-    (and, measured, no slower on tiny ones).
-    """
-    if g.dtype.kind != "f":
-        return g.sum(axis=0) if axes == 1 else g.sum(axis=tuple(range(axes)))
-    if g.ndim == 2 and axes == 1:  # a batch of rows, as it is
-        return _ones(get_array_module(g), g.shape[0], g.dtype) @ g
-    if not g.flags.c_contiguous:  # seeing it as (rows, rest) would copy it
-        return g.sum(axis=tuple(range(axes)))
-    rows = math.prod(g.shape[:axes])
-    total = _ones(get_array_module(g), rows, g.dtype) @ g.reshape(rows, -1)
-    return total if g.ndim == axes + 1 else total.reshape(g.shape[axes:])
-
-
-_ONES: dict = {}
-
-
-def _ones(xp, n, dtype):
-    """A vector of n ones, kept: a training step asks for the same ones every time."""
-    key = (xp, n, dtype.char)
-    ones = _ONES.get(key)
-    if ones is None:
-        if len(_ONES) >= 64:  # many batch sizes: start afresh rather than grow
-            _ONES.clear()
-        ones = _ONES[key] = xp.ones(n, dtype=dtype)
-    return ones
 
 
 def same_dim(a, b) -> bool:

@@ -45,7 +45,7 @@ class MatMul(Op):
     def backward(self, ctx, gy):
         a, b = ctx.saved
         xp = get_array_module(a)
-        need_a, need_b = ctx.needs_input_grad or (True, True)
+        need_a, need_b = ctx.needs_input_grad
         # Treat vectors as 1-row / 1-column matrices, so one formula covers every case.
         a2 = a[None, :] if a.ndim == 1 else a
         b2 = b[:, None] if b.ndim == 1 else b

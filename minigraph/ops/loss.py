@@ -19,7 +19,6 @@ Every loss returns a scalar (shape ``()``) and has ``reduction``: ``mean`` (defa
 from __future__ import annotations
 
 import math
-from typing import NamedTuple
 
 from ..errors import DataError
 from .activation import stable_sigmoid
@@ -65,7 +64,7 @@ class ElementLoss(Op):
 
     def backward(self, ctx, gy):
         scale, *saved = ctx.saved
-        need_a, need_b = ctx.needs_input_grad or (True, True)
+        need_a, need_b = ctx.needs_input_grad
         da, db = self.local_grads(need_a, need_b, *saved)
         k = gy * scale  # dL/d(loss_i), the same for every element
         return (k * da if da is not None else None,
@@ -223,7 +222,7 @@ class ClassLoss(Op):
     def backward(self, ctx, gy):
         logp, labels, index, scale = ctx.saved
         xp = get_array_module(logp)
-        need_scores, need_labels = ctx.needs_input_grad or (True, True)
+        need_scores, need_labels = ctx.needs_input_grad
         k = gy * scale
         d_scores = d_labels = None
         if need_scores:
@@ -264,44 +263,3 @@ class CrossEntropy(ClassLoss):
     def log_probs_grad(self, logp, g):
         xp = get_array_module(logp)
         return g - xp.exp(logp) * g.sum(axis=-1, keepdims=True)
-
-    def forward(self, ctx, logits, labels):
-        index = class_indices(self.name, labels, logits)
-        if index is None:  # one-hot or probability rows: nll of log_softmax
-            return super().forward(ctx, logits, labels)
-        # Class indices, the way a hand-written step does it: with s the logits shifted by
-        # their row maximum, loss_n = ln sum_c e^(s_nc) - s_n,label.  Backward makes
-        # softmax = e^s / sum from the arrays kept here.
-        xp = get_array_module(logits)
-        rows = index.size
-        z = logits if logits.ndim == 2 else logits.reshape(rows, logits.shape[-1])
-        shifted = z - z.max(axis=1, keepdims=True)
-        exps = xp.exp(shifted)
-        sums = exps.sum(axis=1, keepdims=True)
-        picks = xp.arange(rows)
-        scale = 1 / rows if self.reduction == "mean" else 1.0
-        ctx.saved = _SoftmaxRows(exps, sums, picks, index, scale, logits.shape)
-        return xp.asarray((xp.log(sums).sum() - shifted[picks, index].sum()) * scale)
-
-    def backward(self, ctx, gy):
-        saved = ctx.saved
-        if not isinstance(saved, _SoftmaxRows):  # one-hot rows
-            return super().backward(ctx, gy)
-        if not (ctx.needs_input_grad or (True,))[0]:
-            return None, None  # index labels get no gradient either
-        # dL/dlogits = (softmax - one_hot) * k, built in one array
-        probs = saved.exps / saved.sums
-        probs[saved.picks, saved.index] -= 1
-        probs *= gy * saved.scale
-        return (probs if probs.shape == saved.shape else probs.reshape(saved.shape)), None
-
-
-class _SoftmaxRows(NamedTuple):
-    """What cross_entropy with class indices keeps for backward."""
-
-    exps: object    # e^(logits - row max), (rows, classes)
-    sums: object    # its row sums, (rows, 1)
-    picks: object   # 0, 1, ..., rows - 1: with index, where each row's label is
-    index: object   # the labels, (rows,)
-    scale: float    # 1 / rows for "mean", 1 for "sum"
-    shape: tuple    # the logits' shape

@@ -1,4 +1,4 @@
-"""The execution plan: fusion and early release change speed and memory, never results.
+"""The training plan's kernels and its early release change speed and memory, never results.
 
 Every fusion is compared with the plain chain it replaces on ordinary inputs and on extreme
 ones: saturated logits, ties and zeros in every pooling window, huge and tiny magnitudes,
@@ -10,10 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from minigraph import kernels
 from minigraph.engine import Executor, init_params
 from minigraph.model import load_graph
 
 ROOT = Path(__file__).resolve().parent.parent
+
+
+def training_executor(graph, dtype="float32", **kw):
+    """The training plan: the plain rules rewritten with the kernels."""
+    return Executor(graph, dtype=dtype, rewrites=kernels.training_rewrites(True), **kw)
 
 
 def mlp(loss="cross_entropy", activation="relu"):
@@ -123,7 +129,7 @@ def image_classifier(pooled=False):
 def test_fused_plan_gives_the_same_values_and_gradients(case):
     make, expected_steps = CASES[case]
     graph = make()
-    fused = Executor(graph, dtype="float64", fuse=True)
+    fused = training_executor(graph, "float64")
     plain = Executor(graph, dtype="float64")
     assert [s.name for s in fused.steps] == expected_steps
     params = init_params(graph, 3, dtype="float64")
@@ -141,7 +147,7 @@ def test_fused_plan_gives_the_same_values_and_gradients(case):
 
 def test_released_values_are_gone_and_kept_ones_stay():
     graph = load_graph(mlp())
-    ex = Executor(graph, fuse=True)
+    ex = training_executor(graph)
     run = ex.forward(init_params(graph), feeds_for(graph), keep_values=False)
     assert "a1" not in run.values and "h1" not in run.values  # intermediates released
     assert {"z", "L", "x", "y"} <= set(run.values)  # outputs, loss and data stay
@@ -151,13 +157,13 @@ def test_released_values_are_gone_and_kept_ones_stay():
 
 def test_requested_gradients_prevent_fusion():
     graph = load_graph(ROOT / "models" / "xor.yaml")
-    ex = Executor(graph, fuse=True, wrt="all")
+    ex = training_executor(graph, wrt="all")
     assert [s.name for s in ex.steps] == [n.name for n in graph.nodes]
 
 
 def test_gradient_work_is_pruned_to_what_reaches_a_param():
     graph = load_graph(mlp())
-    ex = Executor(graph, fuse=True)
+    ex = training_executor(graph)
     first = ex.steps[0]
     assert first.needs == (False, True, True)  # no gradient for the data x
 
@@ -167,7 +173,7 @@ def test_backward_leaves_kept_values_alone(activation):
     """A fused step may compute its gradient over its own output only when the pass released
     values; with keep_values every value stays as forward left it."""
     graph = load_graph(mlp(activation=activation))
-    fused = Executor(graph, dtype="float64", fuse=True)
+    fused = training_executor(graph, "float64")
     params = init_params(graph, 3, dtype="float64")
     run = fused.forward(params, feeds_for(graph))
     before = {t: v.copy() for t, v in run.values.items()}
@@ -237,7 +243,7 @@ def term_scale(graph, param, run, grads):
 @pytest.mark.parametrize("case", sorted(CASES))
 def test_fused_plan_equals_plain_at_the_extremes(case, kind, scale, dtype):
     graph = CASES[case][0]()
-    fused = Executor(graph, dtype=dtype, fuse=True)
+    fused = training_executor(graph, dtype)
     plain = Executor(graph, dtype=dtype)
     params = scaled_params(graph, scale, dtype)
     feeds = extreme_feeds(graph, "ordinary" if kind == "ordinary" else kind, dtype)
@@ -270,8 +276,147 @@ def test_training_plan_applies_the_gradient_that_is_drawn(dtype):
     params = {"w": np.ones((1, 1), dtype=dtype)}
     runs = []
     for fuse in (True, False):
-        ex = Executor(graph, dtype=dtype, fuse=fuse)
+        ex = training_executor(graph, dtype) if fuse else Executor(graph, dtype=dtype)
         with np.errstate(all="ignore"):
             run = ex.forward(params, feeds, keep_values=not fuse)
             runs.append((float(run.values["L"]), float(ex.backward(run)["w"][0, 0])))
     assert runs[0] == pytest.approx(runs[1], rel=1e-6)
+
+
+# ==== faster implementations of single ops ========================================================
+
+from minigraph.kernels.blas import sigmoid_in_place, sum_leading  # noqa: E402
+from minigraph.kernels.context import KernelContext  # noqa: E402
+from minigraph.kernels.conv_nhwc import Conv2DChannelsLast, PoolTiles  # noqa: E402
+from minigraph.kernels.losses import CrossEntropyRows  # noqa: E402
+from minigraph.kernels.memory import Workspace  # noqa: E402
+from minigraph.ops import Context, get_op  # noqa: E402
+from minigraph.ops.activation import stable_sigmoid  # noqa: E402
+
+KINDS = ["ordinary", "huge", "tiny", "zeros", "ties", "saturated"]
+
+
+def extremes(shape, kind, dtype, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(shape)
+    x = {"ordinary": x, "huge": np.sign(x) * 1e3, "tiny": x * 1e-30, "zeros": 0 * x,
+         "ties": np.where(x > 0, 1.0, -1.0), "saturated": np.sign(x) * 50.0}[kind]
+    return x.astype(dtype)
+
+
+def run_both(plain_op, kernel_op, xs, workspace=None):
+    """(forward, gradients) of the plain op and of the kernel on the same inputs."""
+    out = []
+    for op, ctx in ((plain_op, Context(needs_input_grad=(True,) * len(xs))),
+                    (kernel_op, KernelContext(needs_input_grad=(True,) * len(xs),
+                                              workspace=workspace))):
+        y = op.forward(ctx, *xs)
+        gy = np.random.default_rng(5).standard_normal(np.shape(y)).astype(y.dtype)
+        out.append((np.array(y), [None if g is None else np.array(g)
+                                  for g in op.backward(ctx, gy)]))
+    return out
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("layout", ["nchw", "channels_last"])
+@pytest.mark.parametrize("attrs", [{}, {"padding": 1}, {"stride": 2, "padding": 1}])
+def test_channels_last_conv_equals_the_plain_conv(attrs, layout, kind, dtype):
+    x = extremes((2, 3, 6, 5), kind, dtype)
+    if layout == "channels_last":
+        x = np.ascontiguousarray(x.transpose(0, 2, 3, 1)).transpose(0, 3, 1, 2)
+    w = extremes((4, 3, 3, 3), "ordinary", dtype, 1)
+    b = extremes((4,), "ordinary", dtype, 2)
+    plain = get_op("conv2d")(**attrs)
+    (ya, ga), (yb, gb) = run_both(plain, Conv2DChannelsLast(plain), [x, w, b], Workspace())
+    assert yb.transpose(0, 2, 3, 1).flags.c_contiguous  # (N, O, H, W) stored (N, H, W, O)
+    scale = largest(x) * float(np.abs(w).sum()) + largest(b)
+    assert_close(yb, ya, dtype, "y", scale)
+    for i, (a, b_) in enumerate(zip(ga, gb)):
+        assert_close(b_, a, dtype, f"grad {i}", scale * 50)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", KINDS + ["nan"])
+@pytest.mark.parametrize("k", [2, 3])
+def test_tiled_max_pool_equals_the_plain_rule(k, kind, dtype):
+    x = extremes((2, 3, 2 * k, 3 * k), "ties" if kind == "nan" else kind, dtype)
+    if kind == "nan":
+        x[0, 0, 0, 0] = x[1, 2, 1, 1] = np.nan
+    plain = get_op("maxpool2d")(kernel=k)
+    ctx = Context(needs_input_grad=(True,))
+    y = plain.forward(ctx, x)
+    gy = np.random.default_rng(3).standard_normal(y.shape).astype(dtype)
+    (g,) = plain.backward(ctx, gy)
+    tiles, kctx = PoolTiles(k), KernelContext(needs_input_grad=(True,))
+    m = tiles.forward_tiles(kctx, x)
+    np.testing.assert_array_equal(m, y)  # NaN where NaN
+    np.testing.assert_array_equal(tiles.backward_tiles(kctx, x, m, gy), g)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", KINDS)
+@pytest.mark.parametrize("reduction", ["mean", "sum"])
+def test_cross_entropy_rows_equals_the_plain_rule(reduction, kind, dtype):
+    logits = extremes((6, 5), kind, dtype)
+    labels = np.array([0, 4, 2, 2, 1, 3])
+    plain = get_op("cross_entropy")(reduction=reduction)
+    (ya, ga), (yb, gb) = run_both(plain, CrossEntropyRows(plain), [logits, labels])
+    assert_close(yb, ya, dtype, "loss", 6 * (largest(logits) + 1))
+    assert_close(gb[0], ga[0], dtype, "dlogits", 1.0)
+    assert ga[1] is None and gb[1] is None
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("kind", KINDS)
+def test_blas_helpers_equal_the_plain_numpy(kind, dtype):
+    x = extremes((7, 3, 4), kind, dtype)
+    assert_close(sum_leading(x, 1), x.sum(axis=0), dtype, "over rows", largest(x) * 7)
+    assert_close(sum_leading(x, 2), x.sum(axis=(0, 1)), dtype, "over 2 axes", largest(x) * 21)
+    z = extremes((5, 4), kind, dtype) * 20
+    np.testing.assert_array_equal(sigmoid_in_place(z), stable_sigmoid(z))  # the same bits
+
+
+# ==== kernels off: the plain rules train to the same results ======================================
+
+SMALL_MODELS = sorted(p.name for p in (ROOT / "models").glob("*.yaml")
+                      if "dataset:" not in p.read_text()  # the MNIST ones train for minutes
+                      and "\ntrain:" in p.read_text())   # the others run one plain pass
+
+
+@pytest.mark.parametrize("model", SMALL_MODELS)
+def test_kernels_off_trains_to_the_same_results(model, monkeypatch):
+    from minigraph.train import run_model
+
+    results = {}
+    for flag in ("1", "0"):
+        monkeypatch.setenv("MINIGRAPH_KERNELS", flag)
+        with np.errstate(all="ignore"):
+            result = run_model(ROOT / "models" / model)  # the lesson, as written
+        assert result.trainer.kernels == (flag == "1")
+        results[flag] = result
+    on, off = results["1"], results["0"]
+    assert len(on.history.records) == len(off.history.records)
+    # float32 rounding differs in its last bits; early epochs agree to that ...
+    for a, b in zip(on.history.records[:10], off.history.records[:10]):
+        assert a["loss"] == pytest.approx(b["loss"], rel=1e-5, abs=1e-7)
+    # ... and where a lesson escapes a plateau a step sooner or later, the lesson's results
+    # (final loss, metrics, params) still agree
+    last_on, last_off = on.history.last, off.history.last
+    assert last_on["loss"] == pytest.approx(last_off["loss"], rel=1e-2, abs=1e-6)
+    for key in last_on:
+        if key not in ("loss", "seconds", "lr", "epoch"):
+            assert last_on[key] == pytest.approx(last_off[key], rel=1e-2, abs=1e-3), key
+    for name, value in on.trainer.params.items():
+        scale = float(np.abs(off.trainer.params[name]).max()) + 1e-3
+        np.testing.assert_allclose(value, off.trainer.params[name], rtol=1e-2, atol=3e-3 * scale,
+                                   err_msg=f"{model}: {name}")
+
+
+def test_kernels_switch_is_checked(monkeypatch):
+    from minigraph.errors import MinigraphError
+
+    monkeypatch.setenv("MINIGRAPH_KERNELS", "maybe")
+    with pytest.raises(MinigraphError, match="MINIGRAPH_KERNELS must be 1 or 0"):
+        kernels.enabled()
+    assert kernels.enabled(False) is False and kernels.training_rewrites(False) == ()

@@ -1,10 +1,10 @@
-"""Fused ops: two primitive ops computed as one, for training plans.
+"""Fused ops: a chain of primitive ops computed as one, for training plans.
 
-These are not part of the model-file vocabulary (they are not registered): the planner in
-:mod:`minigraph.engine` swaps a matching pair of primitive nodes for one fused step when the
-tensor between them is read by nothing else and nobody asked for its gradient.  The readable
+These are not part of the model-file vocabulary (they are not registered): the training
+plan's rewrite (:mod:`.fusion`) swaps a matching chain of primitive nodes for one fused step
+when the tensors inside it are read by nothing else and nobody asked for their gradient.  The readable
 per-op rules stay the source of truth: each fused op computes what its chain computes, to
-rounding, and ``tests/test_plan.py`` checks every fusion against the unfused chain on ordinary
+rounding, and ``tests/test_kernels.py`` checks every fusion against the unfused chain on ordinary
 and on extreme inputs (saturated logits, ties in every pooling window, zeros, huge and tiny
 values, float32 and float64).  A chain that cannot be computed exactly is not fused: there is
 no "stable" sigmoid -> bce fusion computing softplus(-z) + (1 - t) z, because bce works
@@ -30,14 +30,13 @@ uses bce's own loss on sigmoid's own output; a model that wants the stable form 
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Callable
-
-from .base import Op, constant, get_array_module, sum_leading
-from .activation import stable_sigmoid
-from .conv import channels_first, channels_last, is_channels_last
-from .loss import GRAD_EPS, CrossEntropy
-from .probability import log_softmax
+from ..ops.base import Op, get_array_module
+from ..ops.loss import GRAD_EPS, CrossEntropy
+from ..ops.probability import log_softmax
+from .blas import constant, sigmoid_in_place, sum_leading
+from .conv_nhwc import Conv2DChannelsLast, PoolTiles, channels_first, channels_last
+from .conv_nhwc import is_channels_last
+from .losses import CrossEntropyRows
 
 
 class LinearFused(Op):
@@ -98,7 +97,7 @@ def _tanh_grad(y, gy):
 # over y).  Each derivative is read from the output, so z need not be kept.
 ACTIVATIONS = {
     "relu": (_relu_in_place, _relu_grad),
-    "sigmoid": (stable_sigmoid, _sigmoid_grad),
+    "sigmoid": (sigmoid_in_place, _sigmoid_grad),
     "tanh": (_tanh_in_place, _tanh_grad),
 }
 
@@ -176,7 +175,7 @@ class ConvReLUPool(Op):
     inputs = ("x", "w", "b")
 
     def __init__(self, conv, pool):
-        self.conv, self.pool = conv, pool
+        self.conv, self.pool = Conv2DChannelsLast(conv), PoolTiles(pool.kernel)
 
     def forward(self, ctx, x, w, b):
         xp = get_array_module(x)
@@ -221,7 +220,7 @@ class SigmoidBCE(Op):
         self.bce = bce
 
     def forward(self, ctx, z, t):
-        y = stable_sigmoid(z)
+        y = sigmoid_in_place(z)
         return y, self.bce.forward(ctx, y, t)  # saves (scale, y, t)
 
     def backward(self, ctx, gy):
@@ -248,87 +247,10 @@ class LogSoftmaxNLL(Op):
     inputs = ("x", "labels")
 
     def __init__(self, reduction="mean"):
-        self.loss = CrossEntropy(reduction=reduction)
+        self.loss = CrossEntropyRows(CrossEntropy(reduction=reduction))
 
     def forward(self, ctx, x, labels):
         return log_softmax(x, axis=-1), self.loss.forward(ctx, x, labels)
 
     def backward(self, ctx, gy):
         return self.loss.backward(ctx, gy)
-
-
-# ==== when a chain may fuse ======================================================================
-
-def _bias_of(graph, nodes):
-    """matmul -> add: the add reads (product, b) with b a vector over the product's last axis."""
-    matmul, add = nodes[0], nodes[1]
-    x_shape, w_shape = (graph.tensors[n].shape for n in matmul.inputs)
-    b_shape = graph.tensors[add.inputs[1]].shape
-    return (len(x_shape) == 2 and len(w_shape) == 2 and len(b_shape) == 1
-            and b_shape[0] == w_shape[1])
-
-
-def _bias_then_free_activation(graph, nodes):
-    """matmul -> add -> act, unless act's output goes straight into a loss that fuses with
-    act (sigmoid -> bce), which saves more: then act is left to that fusion."""
-    if not _bias_of(graph, nodes):
-        return False
-    act = nodes[2]
-    readers = graph.consumers(act.outputs[0])
-    return not (len(readers) == 1 and any(f.ops == (act.op_name, readers[0].op_name)
-                                          for f in FUSIONS))
-
-
-def _pool_after_conv(graph, nodes):
-    """conv2d (with bias) -> relu -> maxpool2d whose windows tile the image exactly."""
-    conv, _, pool = nodes
-    if len(conv.inputs) != 3:
-        return False
-    k = pool.op.kernel
-    h, w = graph.tensors[conv.outputs[0]].shape[2:]
-    return (pool.op.step == k and pool.op.padding == 0 and isinstance(h, int)
-            and isinstance(w, int) and h % k == 0 and w % k == 0)
-
-
-def _flat_image_bias(graph, nodes):
-    """flatten -> matmul -> add: an (N, C, H, W) image flattened from axis 1, then a bias."""
-    flatten = nodes[0]
-    return (len(graph.tensors[flatten.inputs[0]].shape) == 4 and flatten.op.start_axis in (1, -3)
-            and _bias_of(graph, nodes[1:]))
-
-
-def _classes_last(graph, nodes):
-    rank = len(graph.tensors[nodes[0].outputs[0]].shape)
-    return nodes[0].op.axis in (-1, rank - 1)
-
-
-def _always(graph, nodes):
-    return True
-
-
-@dataclass(frozen=True)
-class Fusion:
-    """A chain of ops (each reading the previous one's output first) that runs as one op.
-
-    ``make(nodes)`` builds the fused op from the chain's nodes; ``emits`` lists the chain
-    positions whose outputs the fused op returns (the last one always).
-    """
-
-    ops: tuple
-    make: Callable
-    emits: tuple
-    condition: Callable = _always
-
-
-# Longest chains first: a chain is fused once, by the first pattern that matches.
-FUSIONS = (
-    Fusion(("conv2d", "relu", "maxpool2d"), lambda n: ConvReLUPool(n[0].op, n[2].op), (2,),
-           _pool_after_conv),
-    *(Fusion(("matmul", "add", act), lambda n: LinearAct(n[2].op_name), (2,),
-             _bias_then_free_activation) for act in ACTIVATIONS),
-    Fusion(("flatten", "matmul", "add"), lambda n: FlattenLinear(), (2,), _flat_image_bias),
-    Fusion(("matmul", "add"), lambda n: LinearFused(), (1,), _bias_of),
-    Fusion(("sigmoid", "bce"), lambda n: SigmoidBCE(n[1].op), (0, 1)),
-    Fusion(("log_softmax", "nll"), lambda n: LogSoftmaxNLL(n[1].op.reduction), (0, 1),
-           _classes_last),
-)

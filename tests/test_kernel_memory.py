@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigraph.workspace import Workspace, held_only_by
+from minigraph.kernels.memory import Workspace, held_only_by
 
 BIG = (512, 1024)  # 2 MiB of float32: above Workspace.min_bytes
 

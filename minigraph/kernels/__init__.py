@@ -1,0 +1,86 @@
+"""Everything in minigraph that exists only for speed, kept apart from the rules that teach.
+
+``ops/`` holds one plain rule per op; that rule is what ``check``, ``render --grads`` and
+``Model`` run, and -- kernels or not -- what trains.  This package holds faster ways to compute
+the same numbers, and only the training plan asks for them, from outside (as the ONNX
+reference evaluator swaps in its ``ops_optimized``): ``ops/``, ``graph`` and ``engine``
+never import it.
+
+* ``fusion.py`` / ``fused.py``: chains of ops run as one fused op (conv -> relu -> pool,
+  matmul -> add [-> activation], flatten -> matmul -> add, sigmoid -> bce, log_softmax -> nll).
+* ``conv_nhwc.py``: conv2d with a channels-last output and max pooling over tiles.
+* ``losses.py``: cross_entropy with class indices the way a hand-written step does it.
+* ``memory.py``: large buffers reused from one training step to the next.
+* ``packed.py``: params in one flat array and the optimizer's update on it in one go.
+* ``blas.py``: BLAS column sums and cached constants.
+
+Each kernel computes what the plain chain computes, to rounding; ``tests/test_kernels.py``
+checks that on ordinary and extreme inputs.  ``MINIGRAPH_KERNELS=0`` (or ``kernels=False``
+for a :class:`~minigraph.train.Trainer`) turns them all off: the plain rules then train, slower,
+to the same results.
+"""
+from __future__ import annotations
+
+import os
+
+from ..engine import Step
+from ..errors import MinigraphError
+from .context import KernelContext
+from .conv_nhwc import Conv2DChannelsLast
+from .fusion import fuse_chains
+from .losses import CrossEntropyRows
+from .memory import Workspace
+from .packed import FlatUpdate, pack_params
+
+# Faster implementations of registered ops, by op name: each takes the plain op (its
+# attributes) and computes the same rule.
+FASTER = {
+    "conv2d": Conv2DChannelsLast,
+    "cross_entropy": CrossEntropyRows,
+}
+
+
+def enabled(flag=None) -> bool:
+    """Whether training uses kernels: ``flag`` if given, else ``$MINIGRAPH_KERNELS`` (default
+    on; ``0``, ``false``, ``no`` or ``off`` turn them off)."""
+    if flag is not None:
+        return bool(flag)
+    value = os.environ.get("MINIGRAPH_KERNELS", "1").strip().lower()
+    if value in ("1", "true", "yes", "on", ""):
+        return True
+    if value in ("0", "false", "no", "off"):
+        return False
+    raise MinigraphError(f"MINIGRAPH_KERNELS must be 1 or 0, got {value!r}")
+
+
+class TrainingKernels:
+    """The training plan's rewrite: fuse chains, then swap in faster implementations.
+
+    One instance per plan: its steps share one :class:`~.memory.Workspace`, and run with a
+    :class:`~.context.KernelContext` that lends its buffers.
+    """
+
+    def __init__(self):
+        self.workspace = Workspace()
+
+    def context(self, training, rng, needs_input_grad, owns_outputs):
+        return KernelContext(training, rng, needs_input_grad, self.workspace, owns_outputs)
+
+    def __call__(self, graph, steps, keep, wanted) -> list:
+        out = []
+        for step in fuse_chains(graph, steps, keep, wanted):
+            op = step.op
+            faster = FASTER.get(op.name)
+            if faster is not None:
+                op = faster(op)
+            out.append(Step(step.name, op, step.inputs, step.outputs, context=self.context))
+        return out
+
+
+def training_rewrites(flag=None) -> tuple:
+    """The rewrites a training plan hands the engine: the kernels, or none when disabled."""
+    return (TrainingKernels(),) if enabled(flag) else ()
+
+
+__all__ = ["FASTER", "FlatUpdate", "TrainingKernels", "enabled", "pack_params",
+           "training_rewrites"]

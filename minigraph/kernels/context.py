@@ -1,0 +1,31 @@
+"""The context a kernel runs with: the plain op context plus what speed needs."""
+from __future__ import annotations
+
+from ..ops.base import Context
+
+
+class KernelContext(Context):
+    """A :class:`~minigraph.ops.base.Context` with the plan's memory helpers.
+
+    ``workspace`` lends ``empty`` arrays reused across steps (see :mod:`.memory`);
+    ``owns_outputs`` says that nobody else keeps what forward returned, so backward may
+    overwrite it (its readers are done: they come later in forward, earlier in backward).
+    """
+
+    __slots__ = ("workspace", "owns_outputs")
+
+    def __init__(self, training=False, rng=None, needs_input_grad=(), workspace=None,
+                 owns_outputs=False):
+        super().__init__(training, rng, needs_input_grad)
+        self.workspace = workspace
+        self.owns_outputs = owns_outputs
+
+    def empty(self, xp, shape, dtype):
+        """An uninitialised array to fill (from the workspace when the plan has one)."""
+        if self.workspace is None:
+            return xp.empty(shape, dtype=dtype)
+        return self.workspace.empty(xp, shape, dtype)
+
+    def part(self, needs_input_grad):
+        """A context for one part of a fused op: same run, its own saved values."""
+        return KernelContext(self.training, self.rng, needs_input_grad, self.workspace)

@@ -1,0 +1,161 @@
+"""Params in one flat array, and the optimizer's update on all of them in one go.
+
+``PackedParams`` keeps every param as a view of one flat array.  Every update rule of
+:mod:`minigraph.optim` is elementwise, so :class:`FlatUpdate` can run the optimizer's own
+``update_one`` once on the flat array (two NumPy calls for SGD instead of two per param --
+what PyTorch's "foreach" optimizers do).  The per-param state and checkpoints stay as the plain
+per-param loop makes them; tests compare both paths bit for bit, for every optimizer.
+"""
+from __future__ import annotations
+
+import operator
+
+import numpy
+
+from ..backend import get_array_module
+from .memory import held_only_by
+
+
+class PackedParams(dict):
+    """A name -> array dict whose arrays are views of one flat array, ``self.flat``.
+
+    Every update rule here is elementwise, so an optimizer can update all of them at once
+    on the flat array: two NumPy calls for SGD instead of two per parameter (what PyTorch's
+    "foreach" optimizers do).  The dict behaves as any other; writing *into* a parameter
+    (``params["W"][...] = w``) keeps the packing, replacing an entry ends it (``intact``).
+    """
+
+    def __init__(self, params: dict):
+        arrays = list(params.values())
+        xp = get_array_module(*arrays)
+        dtype = arrays[0].dtype if arrays else numpy.float32
+        self.flat = xp.empty(sum(a.size for a in arrays), dtype=dtype)
+        views = dict(_views(self.flat, params))
+        for name, array in params.items():
+            views[name][...] = array
+        super().__init__(views)
+        self._views = tuple(views.values())
+
+    @staticmethod
+    def can_pack(params: dict) -> bool:
+        """Whether all params share one dtype and one backend."""
+        arrays = list(params.values())
+        return bool(arrays) and len({(a.dtype, type(a)) for a in arrays}) == 1
+
+    def intact(self) -> bool:
+        """Whether every entry is still the view it was packed as."""
+        return len(self) == len(self._views) and all(map(operator.is_, self.values(),
+                                                         self._views))
+
+    def views_of(self, flat) -> list:
+        """(name, view) of another array laid out like ``self.flat`` (its gradient, a slot)."""
+        return _views(flat, self)
+
+
+def _views(flat, arrays: dict) -> list:
+    """(name, view of ``flat``) for each array, one after the other in the arrays' order."""
+    views, start = [], 0
+    for name, array in arrays.items():
+        views.append((name, flat[start:start + array.size].reshape(array.shape)))
+        start += array.size
+    return views
+
+
+def pack_params(params: dict) -> dict:
+    """``params`` as a :class:`PackedParams` when they can share one flat array, else as is."""
+    return PackedParams(params) if PackedParams.can_pack(params) else params
+
+
+class FlatUpdate:
+    """``optimizer.step`` for the training plan: flat when it can, else per param.
+
+    Packed params up to ``flat_max_size`` numbers are updated in one go (their gradients
+    copied into one flat buffer first); larger ones per parameter, where copying would cost
+    more than the per-parameter calls it saves.  Per parameter, a gradient array that nothing
+    but ``grads`` refers to (the plan's own temporaries) is handed over as private, so
+    ``θ ← θ − γ g`` may scale it in place instead of allocating.
+    """
+
+    flat_max_size = 1 << 16
+
+    def __init__(self, optimizer):
+        self.optimizer = optimizer
+        self._flat = None  # the flat update's buffers and state, see _step_flat()
+
+    def step(self, params: dict, grads: dict) -> None:
+        opt = self.optimizer
+        opt.begin_step(params)
+        if isinstance(params, PackedParams) and self._step_flat(params, grads):
+            return
+        self._flat = None  # per-parameter updates: the flat state is rebuilt when next used
+        for name, param in params.items():
+            if grads.get(name) is None:
+                continue
+            # may it be overwritten? (checked before `grad` below adds a reference of its own)
+            private = held_only_by(grads, name)
+            grad = grads[name]
+            opt.update_param(name, param, grad, private and grad.base is None)
+
+    def _step_flat(self, params: PackedParams, grads: dict) -> bool:
+        """One ``update_one`` on the flat array of packed params; False if it cannot be used.
+
+        The gradients are copied into one flat buffer (casting if needed); the state lives in
+        flat arrays too, and each parameter's ``self.state[name]`` holds views of them, so
+        ``state_dict`` and checkpoints are the same as with per-parameter updates.
+        """
+        opt = self.optimizer
+        flat = self._flat
+        if flat is None or flat["params"] is not params.flat or flat["owner"] is not opt.state:
+            if params.flat.size > self.flat_max_size or not params.keys() <= grads.keys():
+                return False
+            state = self._flatten_state(params)
+            if state is None:
+                return False
+            grad = params.flat.copy()
+            flat = self._flat = {"params": params.flat, "grad": grad, "state": state,
+                                 "grad_views": params.views_of(grad), "slot_views": {},
+                                 "states": [opt.state.setdefault(name, {}) for name in params],
+                                 "owner": opt.state}
+        if not params.intact():
+            return False
+        for name, view in flat["grad_views"]:
+            g = grads.get(name)
+            if g is None:
+                return False
+            view[...] = g
+        grad, state = flat["grad"], flat["state"]
+        if opt.weight_decay != 0:
+            grad += opt.weight_decay * params.flat
+        state["step"] = state.get("step", 0) + 1
+        opt._grad_is_private = True  # our own buffer, refilled every step
+        opt.update_one("*", params.flat, grad, state)
+        slot_views = flat["slot_views"]
+        for slot, value in state.items():  # keep each parameter's state up to date
+            if slot in opt.scalar_slots:
+                for param_state in flat["states"]:
+                    param_state[slot] = value
+            elif slot_views.get(slot) is not value:  # a new (or rebound) flat array: views
+                slot_views[slot] = value
+                for param_state, (_, view) in zip(flat["states"], params.views_of(value)):
+                    param_state[slot] = view
+        return True
+
+    def _flatten_state(self, params: PackedParams):
+        """The per-parameter state as one flat state (arrays concatenated), or None when the
+        parameters' states differ in their slots or step counts (then: per-parameter)."""
+        opt = self.optimizer
+        states = [opt.state.get(name, {}) for name in params]
+        slots = set(states[0])
+        if any(set(state) != slots for state in states):
+            return None
+        flat = {}
+        xp = get_array_module(params.flat)
+        for slot in slots:
+            if slot in opt.scalar_slots:
+                if any(state[slot] != states[0][slot] for state in states):
+                    return None
+                flat[slot] = states[0][slot]
+            else:
+                flat[slot] = xp.concatenate([xp.asarray(state[slot]).reshape(-1)
+                                             for state in states]).astype(params.flat.dtype)
+        return flat
