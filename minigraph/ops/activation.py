@@ -6,7 +6,7 @@
 | tanh       | tanh x                           | 1 - y^2                        |
 | relu       | max(x, 0)                        | 1 if x > 0 else 0              |
 | leaky_relu | x if x > 0 else alpha x          | 1 if x > 0 else alpha          |
-| elu        | x if x > 0 else alpha (e^x - 1)  | 1 if x > 0 else y + alpha      |
+| elu        | x if x > 0 else alpha (e^x - 1)  | 1 if x > 0 else alpha e^x      |
 | softplus   | ln(1 + e^x)                      | sigmoid(x)                     |
 | swish      | x sigmoid(beta x)                | s + beta y (1 - s), s = sigmoid(beta x) |
 | sign       | -1, 0 or 1                       | none (not differentiable)      |
@@ -96,7 +96,7 @@ class LeakyReLU(Op):
 
 @register
 class ELU(Op):
-    """x for x > 0, alpha * (e^x - 1) otherwise; dy/dx = y + alpha there."""
+    """x for x > 0, alpha * (e^x - 1) otherwise; dy/dx = alpha e^x there."""
 
     name = "elu"
     attrs = {"alpha": Attr("float", 1.0, "value approached as x -> -inf is -alpha")}
@@ -104,14 +104,17 @@ class ELU(Op):
     def forward(self, ctx, x):
         xp = get_array_module(x)
         positive = x > 0
-        y = xp.where(positive, x, self.alpha * xp.expm1(xp.minimum(x, 0)))
-        ctx.save(positive, y)
+        negative = xp.minimum(x, 0)
+        y = xp.where(positive, x, self.alpha * xp.expm1(negative))
+        ctx.save(positive, negative)
         return y
 
     def backward(self, ctx, gy):
-        positive, y = ctx.saved
+        # alpha e^x, not y + alpha: for x << 0, y + alpha = alpha (e^x - 1) + alpha loses
+        # every digit of e^x (0 instead of 4e-18 at x = -40).
+        positive, negative = ctx.saved
         xp = get_array_module(gy)
-        return (xp.where(positive, gy, gy * (y + self.alpha)),)
+        return (xp.where(positive, gy, gy * (self.alpha * xp.exp(negative))),)
 
 
 @register

@@ -90,7 +90,7 @@ class Div(Binary):
     def local_grads(self, ctx, a, b, gy):
         need_a, need_b = ctx.needs_input_grad
         da = gy / b if need_a else None
-        db = -gy * a / (b * b) if need_b else None
+        db = -gy * (a / b) / b if need_b else None  # not a / b^2: b^2 overflows and underflows
         return da, db
 
 
