@@ -22,6 +22,7 @@ from .graph import Graph
 from .metrics import METRICS, check_metrics
 from .model import load_graph, load_splits
 from .optim import make_optimizer, pack_params
+from .shapes import batch_sizes
 from .schedules import make_schedule
 
 TRAIN_KEYS = ("epochs", "batch_size", "shuffle", "seed", "optimizer", "schedule", "metrics",
@@ -219,13 +220,30 @@ class Trainer:
             raise _located(exc, graph.spec, "train", "schedule") from None
         self.rng = np.random.default_rng([config.seed, 1])  # shuffling and dropout seeds
         self.epoch = 0
-        # moved to the device once; a model without inputs (only params) trains on no data
-        self.train_data, _ = self.executor.check_feeds(data.train or {})
-        self.test_data = self.executor.check_feeds(data.test)[0] if data.test else None
+        # moved to the device once; a model without inputs (only params) trains on no data.
+        # Every batch shape a run will see is checked now: passes trust their feeds.
+        self.train_data, _ = self.executor.check_feeds(data.train or {}, infer=False)
+        self.test_data = self.executor.check_feeds(data.test, infer=False)[0] \
+            if data.test else None
+        self._check_batches()
         self.targets = _targets_of(graph)
         self.prediction = graph.outputs[0] if graph.outputs else None
         if checkpoint is not None:
             self.restore(checkpoint)
+
+    def _check_batches(self) -> None:
+        """Infer the graph's shapes for every batch size that training, evaluation and the
+        final prediction will cut from the data, before any op runs."""
+        cfg, check = self.config, self.executor.check_batches
+        if not self.graph.inputs:
+            self.executor.check_sizes({})
+            return
+        n = num_examples(self.train_data)
+        check(self.train_data, batch_sizes(n, cfg.batch_size, cfg.drop_last)
+              + batch_sizes(n, cfg.batch_size or 1000) + ([n] if n <= 16 else []))
+        if self.test_data:
+            check(self.test_data,
+                  batch_sizes(num_examples(self.test_data), cfg.batch_size or 1000))
 
     # -- state ------------------------------------------------------------------------------
     def restore(self, ckpt: Checkpoint) -> None:
