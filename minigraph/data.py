@@ -660,7 +660,7 @@ def _file(ctx, source):
         default = "\t" if suffix == ".tsv" else ","
         delimiter = ctx.option(source, "delimiter", default, _delimiter)
         with _open_data_file(ctx, path, limits.MAX_CSV_BYTES) as (handle, size):
-            header, table = _read_csv(ctx, path, handle, delimiter)
+            header, table = _read_csv(ctx, path, handle, size, delimiter)
     return _columns(ctx, source, table, header, path)
 
 
@@ -681,13 +681,14 @@ def _open_data_file(ctx, path, max_bytes):
     except (OSError, ValueError) as exc:
         reason = getattr(exc, "strerror", None) or str(exc)
         raise ctx.data_error(f"cannot open data file {shown}: {reason}", "file") from None
-    with os.fdopen(fd, "rb") as handle:
-        info = os.fstat(fd)
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
         if stat.S_ISDIR(info.st_mode):
             raise ctx.data_error(f"data file {shown} is a folder, not a file", "file")
-        if not stat.S_ISREG(info.st_mode):
-            raise ctx.data_error(f"data file {shown} is not a regular file (a FIFO, device "
-                                 "or socket); give the path of a file", "file")
+        raise ctx.data_error(f"data file {shown} is not a regular file (a FIFO, device "
+                             "or socket); give the path of a file", "file")
+    with os.fdopen(fd, "rb") as handle:
         if info.st_size == 0:
             raise ctx.data_error(f"data file {shown} is empty", "file")
         if info.st_size > max_bytes:
@@ -748,10 +749,10 @@ def _delimiter(value):
     return value
 
 
-def _read_csv(ctx, path, handle, delimiter):
+def _read_csv(ctx, path, handle, size, delimiter):
     """Read a numeric CSV table; return (header names or None, float64 array (rows, columns))."""
     shown = _shown(path)
-    raw = handle.read(limits.MAX_CSV_BYTES + 1)
+    raw = handle.read(min(size, limits.MAX_CSV_BYTES) + 1)
     try:
         text = raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
@@ -1131,9 +1132,10 @@ def _read_idx_cached(path: str, mtime_ns: int, size: int, magic: int) -> np.ndar
     except (OSError, ValueError) as exc:
         raise DataError(f"cannot read {shown}: {getattr(exc, 'strerror', None) or exc}") \
             from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(f"{shown} is not a regular file")
     with os.fdopen(fd, "rb") as raw:
-        if not stat.S_ISREG(os.fstat(fd).st_mode):
-            raise DataError(f"{shown} is not a regular file")
         try:
             if path.endswith(".gz"):
                 with gzip.GzipFile(fileobj=raw, mode="rb") as handle:
