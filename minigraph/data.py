@@ -81,17 +81,26 @@ and an ``(n,)`` vector are converted into each other to fit the declared rank.
 """
 from __future__ import annotations
 
+import array as pyarray
+import contextlib
 import csv
 import functools
 import gzip
+import io
 import math
 import os
+import stat
+import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
+from . import limits
 from .errors import DataError, Location, ModelError, did_you_mean, known
+from .limits import short
+from .shapes import BindError, bind_dims
 
 __all__ = [
     "DataSplits",
@@ -132,20 +141,37 @@ class DataSplits:
 def _real(value):
     """A finite number.  (PyYAML reads ``1e-3`` as a string, so numeric strings are accepted.)"""
     if isinstance(value, bool):
-        raise ValueError(f"must be a number, not {value!r}")
+        raise ValueError(f"must be a number, not {short(value)}")
     if isinstance(value, str):
         try:
-            value = float(value)
+            number = float(value) if len(value) <= 100 else None
         except ValueError:
-            raise ValueError(f"must be a number, not {value!r}") from None
-    if not isinstance(value, (int, float)) or not math.isfinite(value):
-        raise ValueError(f"must be a finite number, not {value!r}")
-    return float(value)
+            number = None
+        if number is None:
+            raise ValueError(f"must be a number, not {short(value)}")
+        value = number
+    if isinstance(value, int):
+        try:
+            value = float(value)
+        except OverflowError:
+            raise ValueError(f"must be a finite number, not {short(value)}") from None
+    if not isinstance(value, float) or not math.isfinite(value):
+        raise ValueError(f"must be a finite number, not {short(value)}")
+    return value
+
+
+def _moderate(value):
+    """A finite number of at most ``limits.MAX_OPTION`` in size (a generator's option)."""
+    value = _real(value)
+    if abs(value) > limits.MAX_OPTION:
+        raise ValueError(f"must be between {-limits.MAX_OPTION:g} and {limits.MAX_OPTION:g}, "
+                         f"not {value:g}")
+    return value
 
 
 def _integer(value):
     if isinstance(value, bool) or not isinstance(value, int):
-        raise ValueError(f"must be a whole number, not {value!r}")
+        raise ValueError(f"must be a whole number, not {short(value)}")
     return value
 
 
@@ -153,19 +179,21 @@ def _count(value):
     """A positive whole number (a number of examples, classes, ...)."""
     value = _integer(value)
     if value < 1:
-        raise ValueError(f"must be at least 1, not {value}")
+        raise ValueError(f"must be at least 1, not {short(value)}")
+    if value > limits.MAX_EXAMPLES:
+        raise ValueError(f"must be at most {limits.MAX_EXAMPLES:,}, not {short(value)}")
     return value
 
 
 def _seed(value):
     value = _integer(value)
-    if value < 0:
-        raise ValueError(f"must be a whole number >= 0, not {value}")
+    if not 0 <= value <= limits.MAX_SEED:
+        raise ValueError(f"must be a whole number from 0 to 2**64 - 1, not {short(value)}")
     return value
 
 
 def _nonnegative(value):
-    value = _real(value)
+    value = _moderate(value)
     if value < 0:
         raise ValueError(f"must be >= 0, not {value}")
     return value
@@ -173,7 +201,7 @@ def _nonnegative(value):
 
 def _flag(value):
     if not isinstance(value, bool):
-        raise ValueError(f"must be true or false, not {value!r}")
+        raise ValueError(f"must be true or false, not {short(value)}")
     return value
 
 
@@ -186,27 +214,30 @@ def _factor(value):
 
 def _classes(value):
     value = _count(value)
-    if value < 2:
-        raise ValueError(f"must be at least 2, not {value}")
+    if not 2 <= value <= limits.MAX_CLASSES:
+        raise ValueError(f"must be from 2 to {limits.MAX_CLASSES}, not {short(value)}")
     return value
 
 
 def _reals(value):
-    """A non-empty list of numbers."""
+    """A non-empty list of at most ``limits.MAX_TERMS`` moderate numbers."""
     if not isinstance(value, (list, tuple)) or not value:
-        raise ValueError(f"must be a non-empty list of numbers, not {value!r}")
-    return [_real(v) for v in value]
+        raise ValueError(f"must be a non-empty list of numbers, not {short(value)}")
+    if len(value) > limits.MAX_TERMS:
+        raise ValueError(f"has {len(value):,} numbers, more than the limit of "
+                         f"{limits.MAX_TERMS:,}")
+    return [_moderate(v) for v in value]
 
 
 def _real_or_reals(value):
-    return _reals(value) if isinstance(value, (list, tuple)) else _real(value)
+    return _reals(value) if isinstance(value, (list, tuple)) else _moderate(value)
 
 
 def _choice(*choices):
     def check(value):
-        if value not in choices:
-            raise ValueError(f"must be one of {', '.join(choices)}, not {value!r}"
-                             f"{did_you_mean(value, choices)}")
+        if not isinstance(value, str) or value not in choices:
+            hint = did_you_mean(value, choices) if isinstance(value, str) else ""
+            raise ValueError(f"must be one of {', '.join(choices)}, not {short(value)}{hint}")
         return value
     return check
 
@@ -311,6 +342,24 @@ def _polynomial(*, n, low, high, coefficients, noise, seed):
     return x, y
 
 
+def _check_generator_size(ctx, name, options):
+    """Refuse, before generating, a data set over ``limits.MAX_GENERATED`` examples or
+    ``limits.MAX_GENERATED_NUMBERS`` numbers (per array, or work of the polynomial)."""
+    n = options.get("n", 4)
+    examples = n * options.get("classes", 1)
+    width = max(2, len(options["w"]) if isinstance(options.get("w"), list) else 1,
+                len(options.get("coefficients") or ()),
+                options["classes"] if options.get("one_hot") else 1)
+    if examples > limits.MAX_GENERATED:
+        raise ctx.model_error(f"generator {name}: {examples:,} examples"
+                              f"{' (n * classes)' if 'classes' in options else ''}, more than "
+                              f"the limit of {limits.MAX_GENERATED:,}", "n")
+    if examples * width > limits.MAX_GENERATED_NUMBERS:
+        raise ctx.model_error(f"generator {name}: {examples:,} examples of {width:,} numbers "
+                              f"each, more than the limit of {limits.MAX_GENERATED_NUMBERS:,} "
+                              "numbers", "n")
+
+
 def _gate(name):
     def make(**options):
         return _truth_table(name, **options)
@@ -334,10 +383,12 @@ GENERATORS = {
     "spiral": (_spiral, {"n": (100, _count), "classes": (3, _classes),
                          "noise": (0.2, _nonnegative), "seed": (0, _seed),
                          "one_hot": (False, _flag), "shuffle": (True, _flag)}),
-    "linear": (_linear, {"n": (100, _count), "low": (-1.0, _real), "high": (1.0, _real),
-                         "w": (1.0, _real_or_reals), "b": (0.0, _real),
+    "linear": (_linear, {"n": (100, _count), "low": (-1.0, _moderate),
+                         "high": (1.0, _moderate), "w": (1.0, _real_or_reals),
+                         "b": (0.0, _moderate),
                          "noise": (0.1, _nonnegative), "seed": (0, _seed)}),
-    "polynomial": (_polynomial, {"n": (100, _count), "low": (-1.0, _real), "high": (1.0, _real),
+    "polynomial": (_polynomial, {"n": (100, _count), "low": (-1.0, _moderate),
+                                 "high": (1.0, _moderate),
                                  "coefficients": ([0.0, 0.0, 1.0], _reals),
                                  "noise": (0.1, _nonnegative), "seed": (0, _seed)}),
 }
@@ -392,9 +443,9 @@ class _Context:
 
     def input_name(self, name, *keys) -> str:
         """Check that ``name`` is one of the model's inputs."""
-        if name not in self.inputs:
+        if not isinstance(name, str) or name not in self.inputs:
             raise self.model_error(
-                f"{self.where()}: {name!r} is not an input of the model"
+                f"{self.where()}: {short(name)} is not an input of the model"
                 f"{did_you_mean(name, self.inputs)}; inputs: {known(self.inputs)}", *keys)
         return name
 
@@ -404,7 +455,7 @@ def _check_keys(ctx, mapping, allowed, what, *keys):
     for key in mapping:
         if key not in allowed:
             raise ctx.model_error(
-                f"unknown key {key!r} in {what}{did_you_mean(key, allowed)}; "
+                f"unknown key {short(key)} in {what}{did_you_mean(key, allowed)}; "
                 f"valid keys: {known(allowed, limit=30)}", *keys, key)
 
 
@@ -468,13 +519,13 @@ def _load_source(ctx, source):
     """Read one source (a train or test entry) into a dict of raw arrays."""
     if not isinstance(source, dict):
         raise ctx.model_error(f"{ctx.where()} must be a mapping with one of the keys "
-                              f"{', '.join(SOURCE_KINDS)}, not {source!r}")
+                              f"{', '.join(SOURCE_KINDS)}, not {short(source)}")
     kinds = [k for k in SOURCE_KINDS if k in source]
     if not kinds:
         for key in source:            # most likely a misspelt kind: say so at that key
             hint = did_you_mean(key, SOURCE_KINDS)
             if hint:
-                raise ctx.model_error(f"unknown key {key!r} in {ctx.where()}{hint}; a source "
+                raise ctx.model_error(f"unknown key {short(key)} in {ctx.where()}{hint}; a source "
                                       f"needs one of {', '.join(SOURCE_KINDS)}", key)
         raise ctx.model_error(f"{ctx.where()} needs exactly one source key: "
                               f"{', '.join(SOURCE_KINDS)}")
@@ -497,6 +548,16 @@ def _load_source(ctx, source):
     limit = ctx.option(source, "limit", None, _count)
     if limit is not None:
         arrays = {name: (a if a.ndim == 0 else a[:limit]) for name, a in arrays.items()}
+    for name, array in arrays.items():
+        keys = _source_keys(ctx, name)
+        if array.size == 0:
+            raise ctx.data_error(f"{ctx.where()}: the data for input {short(name)} is empty "
+                                 f"(shape {array.shape}); there is nothing to train or test on",
+                                 *keys)
+        if array.size > limits.MAX_ELEMENTS:
+            raise ctx.data_error(f"{ctx.where()}: the data for input {short(name)} holds "
+                                 f"{array.size:,} numbers, more than the limit of "
+                                 f"{limits.MAX_ELEMENTS:,}", *keys)
     return arrays
 
 
@@ -508,11 +569,11 @@ def _default_names(ctx, source):
             names = [names]
         if not isinstance(names, list) or not 1 <= len(names) <= 2:
             raise ctx.model_error(f"{ctx.where()}.names must be a list of one or two input "
-                                  f"names, like [x, t], not {names!r}", "names")
+                                  f"names, like [x, t], not {short(names)}", "names")
         for name in names:
             ctx.input_name(name, "names")
         if len(set(names)) != len(names):
-            raise ctx.model_error(f"{ctx.where()}.names repeats {names[0]!r}", "names")
+            raise ctx.model_error(f"{ctx.where()}.names repeats {short(names[0])}", "names")
         return list(names)
     if not ctx.inputs:
         raise ctx.model_error(f"{ctx.where()}: the model has no inputs to put the data in")
@@ -544,7 +605,7 @@ def _inline(ctx, table):
         ctx.input_name(name, "inline", name)
         try:
             array = np.array(value)
-        except ValueError:
+        except (ValueError, TypeError, OverflowError, RecursionError):
             raise ctx.data_error(f"{ctx.where()}.inline.{name} is ragged: every row must "
                                  f"have the same length", "inline", name) from None
         if array.dtype.kind not in "biuf":
@@ -558,23 +619,34 @@ def _inline(ctx, table):
 # file: CSV, .npy, .npz
 # ----------------------------------------------------------------------------------------------
 
+def _shown(path) -> str:
+    """A path for a one-line message: as it is, or quoted when it holds odd characters."""
+    text = str(path)
+    return text if text.isprintable() and len(text) <= 300 else short(text, 300)
+
+
 def _file(ctx, source):
     raw = source["file"]
     if not isinstance(raw, str) or not raw:
-        raise ctx.model_error(f"{ctx.where()}.file must be a path, not {raw!r}", "file")
-    path = Path(raw).expanduser()
+        raise ctx.model_error(f"{ctx.where()}.file must be a path, not {short(raw)}", "file")
+    if "\0" in raw:
+        raise ctx.model_error(f"{ctx.where()}.file {short(raw)} contains a NUL character",
+                              "file")
+    try:
+        path = Path(raw).expanduser()
+    except RuntimeError as exc:   # ~nosuchuser/...
+        raise ctx.data_error(f"cannot expand the data file path {short(raw)}: {exc}",
+                             "file") from None
     if not path.is_absolute():
         path = ctx.base_dir / path
-    if not path.is_file():
-        raise ctx.data_error(f"data file not found: {path} (a relative path is read from the "
-                             f"model file's folder, {ctx.base_dir})", "file")
     suffix = path.suffix.lower()
     if suffix == ".npz":
         if "columns" in source or "delimiter" in source:
             key = "columns" if "columns" in source else "delimiter"
-            raise ctx.model_error(f"{key!r} is for CSV and .npy files; an .npz archive "
+            raise ctx.model_error(f"{short(key)} is for CSV and .npy files; an .npz archive "
                                   f"uses keys: {{x: X, t: y}}", key)
-        return _npz(ctx, source, path)
+        with _open_data_file(ctx, path, limits.MAX_DATA_BYTES) as (handle, size):
+            return _npz(ctx, source, path, handle)
     if "keys" in source:
         raise ctx.model_error("'keys' is for .npz archives; CSV and .npy files use "
                               "columns: {x: [0, 1], t: [2]}", "keys")
@@ -582,51 +654,142 @@ def _file(ctx, source):
     if suffix == ".npy":
         if "delimiter" in source:
             raise ctx.model_error("'delimiter' is for CSV files", "delimiter")
-        try:
-            table = np.load(path, allow_pickle=False)
-        except (ValueError, OSError) as exc:
-            raise ctx.data_error(f"cannot read {path} as a .npy array: {exc}", "file") from None
-        if table.dtype.kind not in "biuf":
-            raise ctx.data_error(f"{path} holds {table.dtype} values, not numbers", "file")
+        with _open_data_file(ctx, path, limits.MAX_DATA_BYTES) as (handle, size):
+            table = _read_npy(ctx, path, lambda: handle, size)
     else:
         default = "\t" if suffix == ".tsv" else ","
         delimiter = ctx.option(source, "delimiter", default, _delimiter)
-        header, table = _read_csv(ctx, path, delimiter)
+        with _open_data_file(ctx, path, limits.MAX_CSV_BYTES) as (handle, size):
+            header, table = _read_csv(ctx, path, handle, size, delimiter)
     return _columns(ctx, source, table, header, path)
 
 
+@contextlib.contextmanager
+def _open_data_file(ctx, path, max_bytes):
+    """Open a data file for reading, as ``(binary handle, size)``: only a regular file of 1 to
+    ``max_bytes`` bytes (never a folder, FIFO or device); every failure is located."""
+    shown = _shown(path)
+    try:
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except FileNotFoundError:
+        raise ctx.data_error(f"data file not found: {shown} (a relative path is read from the "
+                             f"model file's folder, {_shown(ctx.base_dir)})", "file") from None
+    except PermissionError:
+        raise ctx.data_error(f"cannot read data file {shown}: permission denied",
+                             "file") from None
+    except (OSError, ValueError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
+        raise ctx.data_error(f"cannot open data file {shown}: {reason}", "file") from None
+    info = os.fstat(fd)
+    if not stat.S_ISREG(info.st_mode):
+        os.close(fd)
+        if stat.S_ISDIR(info.st_mode):
+            raise ctx.data_error(f"data file {shown} is a folder, not a file", "file")
+        raise ctx.data_error(f"data file {shown} is not a regular file (a FIFO, device "
+                             "or socket); give the path of a file", "file")
+    with os.fdopen(fd, "rb") as handle:
+        if info.st_size == 0:
+            raise ctx.data_error(f"data file {shown} is empty", "file")
+        if info.st_size > max_bytes:
+            raise ctx.data_error(f"data file {shown} has {info.st_size:,} bytes, more than the "
+                                 f"limit of {max_bytes:,} for this kind of file", "file")
+        try:
+            yield handle, info.st_size
+        except OSError as exc:
+            raise ctx.data_error(f"cannot read data file {shown}: "
+                                 f"{getattr(exc, 'strerror', None) or exc}", "file") from None
+
+
+def _read_npy(ctx, path, open_array, size, what=""):
+    """Read one .npy array (a file, or a member of an .npz archive) after checking its header:
+    numbers only, and no more bytes than the file holds or the limits allow."""
+    shown = f"{_shown(path)}{what}"
+    handle = open_array()
+    try:
+        version = np.lib.format.read_magic(handle)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(handle)
+        elif version == (2, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(handle)
+        else:
+            raise ValueError(f"unsupported .npy format version {version}")
+        header = handle.tell()
+    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        raise ctx.data_error(f"cannot read {shown} as a .npy array: {short(str(exc), 200)}",
+                             "file") from None
+    if dtype.kind not in "biuf" or dtype.fields is not None or dtype.hasobject:
+        raise ctx.data_error(f"{shown} holds {short(str(dtype))} values, not numbers", "file")
+    count = math.prod(shape)
+    if count == 0:
+        raise ctx.data_error(f"{shown} holds an empty array of shape {shape}", "file")
+    if count > limits.MAX_ELEMENTS or count * dtype.itemsize > limits.MAX_DATA_BYTES:
+        raise ctx.data_error(f"{shown} claims an array of shape {shape} ({count:,} numbers), "
+                             f"more than the limit of {limits.MAX_ELEMENTS:,}", "file")
+    if count * dtype.itemsize > size - header:
+        raise ctx.data_error(f"{shown} is truncated or corrupt: its header promises shape "
+                             f"{shape} ({count * dtype.itemsize:,} bytes of data) but it holds "
+                             f"{max(size - header, 0):,}", "file")
+    try:
+        handle = open_array()
+        handle.seek(0)
+        return np.lib.format.read_array(handle, allow_pickle=False)
+    except (ValueError, OSError, EOFError, zlib.error, zipfile.BadZipFile) as exc:
+        raise ctx.data_error(f"cannot read {shown} as a .npy array: {short(str(exc), 200)}",
+                             "file") from None
+
+
+_BAD_DELIMITERS = "\"\r\n\0"
+
+
 def _delimiter(value):
-    if not isinstance(value, str) or len(value) != 1:
-        raise ValueError(f"must be one character, like ',' or ';', not {value!r}")
+    if not isinstance(value, str) or len(value) != 1 or value in _BAD_DELIMITERS \
+            or not (value.isprintable() or value == "\t"):
+        raise ValueError(f"must be one character, like ',' or ';', not {short(value)}")
     return value
 
 
-def _read_csv(ctx, path, delimiter):
+def _read_csv(ctx, path, handle, size, delimiter):
     """Read a numeric CSV table; return (header names or None, float64 array (rows, columns))."""
-    rows, header, width = [], None, None
-    with open(path, newline="", encoding="utf-8-sig") as handle:
-        for line_number, row in enumerate(csv.reader(handle, delimiter=delimiter), start=1):
+    shown = _shown(path)
+    raw = handle.read(min(size, limits.MAX_CSV_BYTES) + 1)
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = raw.count(b"\n", 0, exc.start) + 1
+        raise ctx.data_error(f"{shown}:{line}: not UTF-8 text (byte 0x{raw[exc.start]:02x} "
+                             "cannot be decoded); save the file as UTF-8", "file") from None
+    del raw
+    values, header, width, rows = pyarray.array("d"), None, None, 0
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    try:
+        for row in reader:
+            line_number = reader.line_num
             cells = [cell.strip() for cell in row]
             if not any(cells) or cells[0].startswith("#"):
                 continue
             try:
-                values = [float(cell) for cell in cells]
+                numbers = [float(cell) for cell in cells]
             except ValueError:
                 # the first row may be column names: all present, not all numbers
                 if not rows and header is None and all(cells):
                     header, width = cells, len(cells)
                     continue
                 bad = next(c for c in cells if not _is_number(c))
-                raise ctx.data_error(f"{path}:{line_number}: {bad!r} is not a number",
+                raise ctx.data_error(f"{shown}:{line_number}: {short(bad)} is not a number",
                                      "file") from None
-            if width is not None and len(values) != width:
-                raise ctx.data_error(f"{path}:{line_number}: {len(values)} columns, but the "
+            if width is not None and len(numbers) != width:
+                raise ctx.data_error(f"{shown}:{line_number}: {len(numbers)} columns, but the "
                                      f"first row has {width}", "file")
-            width = len(values)
-            rows.append(values)
+            width = len(numbers)
+            values.extend(numbers)
+            rows += 1
+    except csv.Error as exc:
+        raise ctx.data_error(f"{shown}:{reader.line_num}: not a readable CSV line: {exc}",
+                             "file") from None
     if not rows:
-        raise ctx.data_error(f"{path} has no rows of numbers", "file")
-    return header, np.array(rows, dtype=np.float64)
+        raise ctx.data_error(f"{shown} has no rows of numbers", "file")
+    return header, np.frombuffer(values, dtype=np.float64).reshape(rows, width).copy()
 
 
 def _is_number(text):
@@ -668,6 +831,10 @@ def _columns(ctx, source, table, header, path):
         indices = spec if isinstance(spec, list) else [spec]
         if not indices:
             raise ctx.model_error(f"{ctx.where()}.columns.{name} is empty", "columns", name)
+        if len(indices) * table.shape[0] > limits.MAX_ELEMENTS:
+            raise ctx.model_error(f"{ctx.where()}.columns.{name}: {len(indices):,} columns of "
+                                  f"{table.shape[0]:,} rows is more than the limit of "
+                                  f"{limits.MAX_ELEMENTS:,} numbers", "columns", name)
         picked = [_column_index(ctx, name, c, table.shape[1], header) for c in indices]
         arrays[name] = table[:, picked] if isinstance(spec, list) else table[:, picked[0]]
     return arrays
@@ -677,15 +844,15 @@ def _column_index(ctx, name, column, width, header):
     """Turn one entry of ``columns`` (an index or a header name) into a column index."""
     if isinstance(column, str):
         if header is None:
-            raise ctx.model_error(f"column {column!r} given by name, but the file has no "
+            raise ctx.model_error(f"column {short(column)} given by name, but the file has no "
                                   f"header row; use column numbers counted from 0",
                                   "columns", name)
         if column not in header:
-            raise ctx.data_error(f"no column named {column!r}{did_you_mean(column, header)}; "
+            raise ctx.data_error(f"no column named {short(column)}{did_you_mean(column, header)}; "
                                  f"columns: {', '.join(header)}", "columns", name)
         return header.index(column)
     if isinstance(column, bool) or not isinstance(column, int):
-        raise ctx.model_error(f"column {column!r} must be a column number (from 0)",
+        raise ctx.model_error(f"column {short(column)} must be a column number (from 0)",
                               "columns", name)
     if not -width <= column < width:
         raise ctx.data_error(f"column {column} does not exist: the table has {width} columns "
@@ -693,12 +860,47 @@ def _column_index(ctx, name, column, width, header):
     return column
 
 
-def _npz(ctx, source, path):
+_ZIP_ERRORS = (zipfile.BadZipFile, zlib.error, OSError, EOFError, ValueError,
+               NotImplementedError, RuntimeError)   # RuntimeError: an encrypted member
+
+
+def _npz(ctx, source, path, handle):
+    """Read the arrays the model needs from an .npz archive (a zip of .npy files); each
+    member's header is checked before its data is read."""
+    shown = _shown(path)
     try:
-        with np.load(path, allow_pickle=False) as archive:
-            stored = {key: archive[key] for key in archive.files}
-    except (ValueError, OSError) as exc:
-        raise ctx.data_error(f"cannot read {path} as an .npz archive: {exc}", "file") from None
+        archive = zipfile.ZipFile(handle)
+        members = archive.infolist()
+    except _ZIP_ERRORS as exc:
+        raise ctx.data_error(f"cannot read {shown} as an .npz archive: "
+                             f"{short(str(exc), 200)}", "file") from None
+    if len(members) > limits.MAX_NPZ_MEMBERS:
+        raise ctx.data_error(f"{shown} holds {len(members):,} arrays, more than the limit of "
+                             f"{limits.MAX_NPZ_MEMBERS:,}", "file")
+    stored = {m.filename[:-4]: m for m in members if m.filename.endswith(".npy")}
+
+    def load(key):
+        member = stored[key]
+        opened = []
+
+        def open_member():
+            for old in opened:
+                old.close()
+            try:
+                opened.append(archive.open(member))
+            except _ZIP_ERRORS as exc:
+                raise ctx.data_error(f"cannot read array {short(key)} of {shown}: "
+                                     f"{short(str(exc), 200)}", "file") from None
+            return opened[-1]
+        try:
+            return _read_npy(ctx, path, open_member, member.file_size,
+                             f" (array {short(key)})")
+        except _ZIP_ERRORS as exc:
+            raise ctx.data_error(f"cannot read array {short(key)} of {shown}: "
+                                 f"{short(str(exc), 200)}", "file") from None
+        finally:
+            for old in opened:
+                old.close()
     if "keys" in source:
         if "names" in source:
             raise ctx.model_error("give either 'keys' or 'names', not both", "names")
@@ -711,21 +913,21 @@ def _npz(ctx, source, path):
             ctx.input_name(name, "keys", name)
             if not isinstance(key, str):
                 raise ctx.model_error(f"{ctx.where()}.keys.{name} must be an array name (a "
-                                      f"string), got {key!r}", "keys", name)
+                                      f"string), got {short(key)}", "keys", name)
             if key not in stored:
-                raise ctx.data_error(f"{path} has no array {key!r}{did_you_mean(key, stored)}; "
+                raise ctx.data_error(f"{shown} has no array {short(key)}{did_you_mean(key, stored)}; "
                                      f"it holds: {known(stored)}", "keys", name)
-            arrays[name] = _fit_rank(ctx, name, stored[key])
+            arrays[name] = _fit_rank(ctx, name, load(key))
     else:
         wanted = _default_names(ctx, source) if "names" in source else list(ctx.inputs)
-        arrays = {name: _fit_rank(ctx, name, stored[name]) for name in wanted if name in stored}
+        arrays = {name: _fit_rank(ctx, name, load(name)) for name in wanted if name in stored}
         if not arrays:
-            raise ctx.data_error(f"{path} holds {known(stored)}, none of which is named like "
+            raise ctx.data_error(f"{shown} holds {known(stored)}, none of which is named like "
                                  f"a model input ({known(ctx.inputs)}); map them with "
                                  f"keys: {{input: array}}", "file")
     for name, array in arrays.items():
         if array.dtype.kind not in "biuf":
-            raise ctx.data_error(f"{path}: array for {name!r} holds {array.dtype}, not numbers",
+            raise ctx.data_error(f"{shown}: array for {short(name)} holds {array.dtype}, not numbers",
                                  "file")
     return arrays
 
@@ -736,18 +938,23 @@ def _npz(ctx, source, path):
 
 def _generator(ctx, source):
     name = source["generator"]
-    if name not in GENERATORS:
-        raise ctx.model_error(f"unknown generator {name!r}{did_you_mean(name, GENERATORS)}; "
+    if not isinstance(name, str) or name not in GENERATORS:
+        raise ctx.model_error(f"unknown generator {short(name)}{did_you_mean(name, GENERATORS)}; "
                               f"generators: {known(GENERATORS)}", "generator")
     make, spec = GENERATORS[name]
     _check_keys(ctx, source, ("generator", "names") + tuple(spec) + SPLIT_KEYS,
                 f"{ctx.where()} (generator {name})")
     options = {key: ctx.option(source, key, default, check)
                for key, (default, check) in spec.items()}
+    _check_generator_size(ctx, name, options)
     try:
-        features, targets = make(**options)
-    except ValueError as exc:
+        with np.errstate(all="ignore"):
+            features, targets = make(**options)
+    except (ValueError, OverflowError) as exc:
         raise ctx.model_error(f"generator {name}: {exc}", "generator") from None
+    if not (np.isfinite(features).all() and np.isfinite(targets).all()):
+        raise ctx.model_error(f"generator {name}: its options give numbers too large for "
+                              "float64 (inf or NaN); use smaller values", "generator")
     names = _default_names(ctx, source)
     arrays = {names[0]: _fit_rank(ctx, names[0], features)}
     if len(names) == 2:
@@ -765,7 +972,7 @@ DATASETS = ("mnist",)
 def _dataset(ctx, source):
     name = source["dataset"]
     if name not in DATASETS:
-        raise ctx.model_error(f"unknown dataset {name!r}{did_you_mean(name, DATASETS)}; "
+        raise ctx.model_error(f"unknown dataset {short(name)}{did_you_mean(name, DATASETS)}; "
                               f"datasets: {known(DATASETS)}", "dataset")
     _check_keys(ctx, source, ("dataset",) + _DATASET_OPTIONS + SPLIT_KEYS,
                 f"{ctx.where()} (dataset {name})")
@@ -781,8 +988,14 @@ def _dataset(ctx, source):
     except DataError as exc:
         raise ctx.data_error(exc.message, "dataset") from None
     image_file, label_file = (_find_file(folder, f) for f in MNIST_FILES[split])
-    images = _read_idx(image_file, IDX_IMAGES_MAGIC)
-    labels = _read_idx(label_file, IDX_LABELS_MAGIC)
+    try:
+        images = _read_idx(image_file, IDX_IMAGES_MAGIC)
+        labels = _read_idx(label_file, IDX_LABELS_MAGIC)
+    except DataError as exc:
+        raise ctx.data_error(exc.message, "dataset") from None
+    if labels.size and labels.max() > 9:
+        raise ctx.data_error(f"{_shown(label_file)} is corrupt: it holds the label "
+                             f"{int(labels.max())}, but MNIST labels are 0 to 9", "dataset")
     if len(images) != len(labels):
         raise ctx.data_error(f"{image_file} has {len(images)} images but {label_file} has "
                              f"{len(labels)} labels", "dataset")
@@ -832,19 +1045,28 @@ def _declared_rank(ctx, name):
 def _find_file(folder: Path, name: str) -> Path | None:
     """``folder/name`` or ``folder/name.gz``, whichever exists (plain first), else None."""
     for candidate in (folder / name, folder / (name + ".gz")):
-        if candidate.is_file():
-            return candidate
+        try:
+            if candidate.is_file():
+                return candidate
+        except OSError:   # an unreadable folder on the way
+            continue
     return None
 
 
 def _search_dirs(data_dir=None):
     """Where MNIST is looked for, in order, as (folder, why it was searched)."""
+    def expand(path):
+        try:
+            return Path(path).expanduser()
+        except RuntimeError:   # ~nosuchuser: searched as written (and not found)
+            return Path(path)
+
     bases = []
     if data_dir:
-        bases.append((Path(data_dir).expanduser(), "from --data-dir"))
+        bases.append((expand(data_dir), "from --data-dir"))
     if os.environ.get("MINIGRAPH_DATA"):
-        bases.append((Path(os.environ["MINIGRAPH_DATA"]).expanduser(), "from MINIGRAPH_DATA"))
-    bases.append((Path(DEFAULT_MNIST_DIR).expanduser(), "the default"))
+        bases.append((expand(os.environ["MINIGRAPH_DATA"]), "from MINIGRAPH_DATA"))
+    bases.append((expand(DEFAULT_MNIST_DIR), "the default"))
     folders = []
     for base, why in bases:
         folders.append((base, why))
@@ -866,10 +1088,10 @@ def mnist_files(data_dir=None) -> Path:
         if not missing:
             return folder
         note = why
-        if folder.is_dir() and len(missing) < len(needed):
+        if _is_dir(folder) and len(missing) < len(needed):
             found = len(needed) - len(missing)
             note += f"; has only {found} of the 4, missing {', '.join(missing)}"
-        elif not folder.is_dir():
+        elif not _is_dir(folder):
             note += "; no such folder"
         searched.append(f"  {folder}  ({note})")
     raise DataError(
@@ -880,49 +1102,88 @@ def mnist_files(data_dir=None) -> Path:
           "MINIGRAPH_DATA=DIR.")
 
 
+def _is_dir(folder: Path) -> bool:
+    try:
+        return folder.is_dir()
+    except OSError:
+        return False
+
+
 def _read_idx(path: Path, magic: int) -> np.ndarray:
     """Read an IDX file (plain or .gz) as a read-only array; parsed files are cached."""
-    info = path.stat()
+    try:
+        info = path.stat()
+    except OSError as exc:
+        raise DataError(f"cannot read {_shown(path)}: {exc.strerror or exc}") from None
     return _read_idx_cached(str(path), info.st_mtime_ns, info.st_size, magic)
+
+
+_GZIP_ERRORS = (OSError, EOFError, zlib.error)   # gzip.BadGzipFile is an OSError
 
 
 @functools.lru_cache(maxsize=8)
 def _read_idx_cached(path: str, mtime_ns: int, size: int, magic: int) -> np.ndarray:
     """Parse one IDX file.  The cache key includes the modification time, so an edited file
     is read again; the array is read-only so that no caller can change the cached copy."""
+    shown = _shown(path)
     try:
-        if path.endswith(".gz"):
-            with gzip.open(path, "rb") as handle:
-                raw = handle.read()
-        else:
-            raw = Path(path).read_bytes()
-    except (OSError, EOFError) as exc:
-        raise DataError(f"cannot read {path}: {exc}") from None
-    return _parse_idx(raw, path, magic)
+        fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)
+                     | getattr(os, "O_CLOEXEC", 0) | getattr(os, "O_BINARY", 0))
+    except (OSError, ValueError) as exc:
+        raise DataError(f"cannot read {shown}: {getattr(exc, 'strerror', None) or exc}") \
+            from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise DataError(f"{shown} is not a regular file")
+    with os.fdopen(fd, "rb") as raw:
+        try:
+            if path.endswith(".gz"):
+                with gzip.GzipFile(fileobj=raw, mode="rb") as handle:
+                    return _parse_idx_stream(handle, shown, magic)
+            return _parse_idx_stream(raw, shown, magic)
+        except _GZIP_ERRORS as exc:
+            what = "a damaged gzip file" if path.endswith(".gz") else "unreadable"
+            raise DataError(f"cannot read {shown}: it is {what} "
+                            f"({getattr(exc, 'strerror', None) or exc or type(exc).__name__})") \
+                from None
 
 
 def _parse_idx(raw: bytes, path: str, magic: int) -> np.ndarray:
-    """Decode IDX bytes: a big-endian magic number (0, 0, type code, number of dimensions),
-    then one big-endian 32-bit size per dimension, then the values (here: unsigned bytes)."""
-    found = int.from_bytes(raw[:4], "big") if len(raw) >= 4 else None
+    """Decode IDX bytes (see :func:`_parse_idx_stream`)."""
+    return _parse_idx_stream(io.BytesIO(raw), path, magic)
+
+
+def _parse_idx_stream(handle, path: str, magic: int) -> np.ndarray:
+    """Decode an IDX stream: a big-endian magic number (0, 0, type code, number of dimensions),
+    then one big-endian 32-bit size per dimension, then the values (here: unsigned bytes).
+    The sizes are checked against ``limits.MAX_ELEMENTS`` before the values are read."""
+    head = handle.read(4)
+    found = int.from_bytes(head, "big") if len(head) == 4 else None
     if found != magic:
         shown = "none (file too short)" if found is None else f"{found} (0x{found:08x})"
         kind = "image" if magic == IDX_IMAGES_MAGIC else "label"
         hint = ""
-        if raw[:2] == b"\x1f\x8b":
+        if head[:2] == b"\x1f\x8b":
             hint = " It looks gzip-compressed: its name must end in .gz."
         raise DataError(f"{path} is not an MNIST {kind} file: its magic number is {shown}, "
                         f"expected {magic} (0x{magic:08x}).{hint}")
-    ndim = raw[3]
-    header = 4 + 4 * ndim
-    if len(raw) < header:
+    ndim = head[3]
+    sizes = handle.read(4 * ndim)
+    if len(sizes) < 4 * ndim:
         raise DataError(f"{path} is truncated: its header is incomplete")
-    dims = tuple(int(d) for d in np.frombuffer(raw, dtype=">u4", count=ndim, offset=4))
+    dims = tuple(int.from_bytes(sizes[4 * i:4 * i + 4], "big") for i in range(ndim))
     count = math.prod(dims)
-    if len(raw) - header != count:
+    if count == 0:
+        raise DataError(f"{path} holds no examples (its header says {dims})")
+    if count > limits.MAX_ELEMENTS:
+        raise DataError(f"{path} claims {dims} = {count:,} values, more than the limit of "
+                        f"{limits.MAX_ELEMENTS:,}")
+    data = handle.read(count + 1)
+    if len(data) != count:
         raise DataError(f"{path} is truncated or corrupt: its header promises {dims} = {count} "
-                        f"bytes of data, but it holds {len(raw) - header}")
-    return np.frombuffer(raw, dtype=np.uint8, count=count, offset=header).reshape(dims)
+                        f"bytes of data, but it holds {len(data)}"
+                        + (" or more" if len(data) > count else ""))
+    return np.frombuffer(data, dtype=np.uint8, count=count).reshape(dims)
 
 
 # ----------------------------------------------------------------------------------------------
@@ -970,13 +1231,26 @@ def _cast(ctx, split, name, array):
     declared = ctx.inputs.get(name, {}).get("dtype") or "float32"
     try:
         dtype = np.dtype(declared)
-    except TypeError:
-        raise ModelError(f"input {name!r} has an unknown dtype {declared!r}") from None
-    if dtype.kind in "iu" and array.dtype.kind == "f":
-        if not np.all(np.isfinite(array)) or not np.all(array == np.round(array)):
-            raise ctx.data_error(f"{split} data for input {name!r} has non-integer values, "
-                                 f"but the input's dtype is {dtype}", *_source_keys(ctx, name))
-    return array.astype(dtype, copy=False)
+    except (TypeError, ValueError):
+        raise ModelError(f"input {short(name)} has an unknown dtype {short(declared)}") from None
+    keys = _source_keys(ctx, name)
+    if array.dtype.kind == "f" and not np.isfinite(array).all():
+        raise ctx.data_error(f"{split} data for input {short(name)} holds NaN or infinite "
+                             "values; every value must be a finite number", *keys)
+    if dtype.kind in "iu" and array.dtype.kind in "fiu" and array.dtype != dtype:
+        info = np.iinfo(dtype)
+        if array.dtype.kind == "f" and not np.all(array == np.round(array)):
+            raise ctx.data_error(f"{split} data for input {short(name)} has non-integer values, "
+                                 f"but the input's dtype is {dtype}", *keys)
+        if array.min() < info.min or array.max() > info.max:
+            raise ctx.data_error(f"{split} data for input {short(name)} has values outside "
+                                 f"the range of its dtype {dtype}", *keys)
+    with np.errstate(all="ignore"):
+        result = array.astype(dtype, copy=False)
+    if dtype.kind == "f" and array.dtype.kind == "f" and not np.isfinite(result).all():
+        raise ctx.data_error(f"{split} data for input {short(name)} has values too large "
+                             f"for its dtype {dtype}", *keys)
+    return result
 
 
 def _shape_text(shape):
@@ -985,40 +1259,26 @@ def _shape_text(shape):
 
 def _check_shapes(ctx, split, arrays):
     """Check each array against its declared shape; symbolic sizes must agree across arrays."""
-    bound = {}                  # symbolic name -> (size, input that fixed it)
-    examples = {}               # input -> length, for inputs whose first declared size is symbolic
-    for name, array in arrays.items():
-        declared = ctx.inputs.get(name, {}).get("shape")
-        if declared is None:
-            continue
-        keys = _source_keys(ctx, name)
-        mismatch = None
-        if array.ndim != len(declared):
-            mismatch = f"it has {array.ndim} dimensions, not {len(declared)}"
-        else:
-            for axis, (want, got) in enumerate(zip(declared, array.shape)):
-                if isinstance(want, str):
-                    if want in bound and bound[want][0] != got:
-                        size, other = bound[want]
-                        raise ctx.data_error(
-                            f"{split} data: '{want}' is {size} for input {other!r} but {got} "
-                            f"for input {name!r} (declared shapes "
-                            f"{_shape_text(ctx.inputs[other]['shape'])} and "
-                            f"{_shape_text(declared)}); they must be equal", *keys)
-                    bound.setdefault(want, (got, name))
-                elif want != got:
-                    mismatch = f"dimension {axis} is {got}, not {want}"
-                    break
-        if mismatch:
-            hint = ""
-            if (ctx.kind == "dataset" and array.ndim != len(declared)
-                    and array.shape[-1] in (28, 784)):  # the images, not the labels
-                hint = " (set flatten: true for [batch, 784] or false for [batch, 1, 28, 28])"
+    declared = {name: ctx.inputs.get(name, {}).get("shape") for name in arrays}
+    try:
+        bind_dims(declared, {name: a.shape for name, a in arrays.items()})
+    except BindError as exc:
+        name, keys = exc.name, _source_keys(ctx, exc.name)
+        if exc.kind == "symbol":
             raise ctx.data_error(
-                f"{split} data for input {name!r} has shape {tuple(array.shape)}, but the model "
-                f"declares {name} with shape {_shape_text(declared)}: {mismatch}{hint}", *keys)
-        if declared and isinstance(declared[0], str):
-            examples[name] = array.shape[0]
+                f"{split} data: {exc.describe()} (declared shapes "
+                f"{_shape_text(declared[exc.other])} and {_shape_text(declared[name])}); "
+                "they must be equal", *keys) from None
+        hint = ""
+        if (ctx.kind == "dataset" and exc.kind == "rank"
+                and exc.shape[-1:] in ((28,), (784,))):  # the images, not the labels
+            hint = " (set flatten: true for [batch, 784] or false for [batch, 1, 28, 28])"
+        raise ctx.data_error(
+            f"{split} data for input {short(name)} has shape {exc.shape}, but the model "
+            f"declares {name} with shape {_shape_text(declared[name])}: {exc.describe()}{hint}",
+            *keys) from None
+    examples = {name: a.shape[0] for name, a in arrays.items()
+                if declared[name] and isinstance(declared[name][0], str)}
     if len(set(examples.values())) > 1:
         detail = ", ".join(f"{name}: {n}" for name, n in examples.items())
         raise ctx.data_error(f"{split} data: the inputs have different numbers of examples "
@@ -1059,7 +1319,7 @@ def iterate_batches(arrays: dict[str, np.ndarray], batch_size: int | None, *, sh
     if batch_size is not None and (isinstance(batch_size, bool)
                                    or not isinstance(batch_size, (int, np.integer))
                                    or batch_size < 1):
-        raise ModelError(f"batch_size must be a positive whole number, not {batch_size!r}")
+        raise ModelError(f"batch_size must be a positive whole number, not {short(batch_size)}")
     n = num_examples(arrays)
     order = rng.permutation(n) if shuffle else None
 

@@ -55,8 +55,11 @@ class RunError(Exception):
 
 def did_you_mean(name: str, choices) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""``."""
-    name = str(name)
-    choices = [str(c) for c in choices]
+    try:
+        name = str(name)
+        choices = [str(c) for c in choices]
+    except ValueError:  # an integer too long to print
+        return ""
     same_case = [c for c in choices if c.lower() == name.lower()]
     cutoff = 0.6 if len(name) <= 3 else 0.7
     prefix = [c for c in choices if len(name) >= 3 and c.startswith(name)]

@@ -24,6 +24,17 @@ MAX_DATA_BYTES = 8 << 30              # bytes of one array read from a data or c
 MAX_SEED = (1 << 63) - 1              # a random seed: 0 ... 2**63 - 1 (what NumPy and PyTorch take)
 MAX_EPOCHS = 1_000_000_000            # epochs of one run
 
+# The data section (minigraph/data.py)
+MAX_CSV_BYTES = 128 << 20             # a CSV/TSV data file (mnist_train.csv is 105 MiB)
+MAX_NPZ_MEMBERS = 1_000               # arrays in one .npz archive
+MAX_EXAMPLES = 1 << 31                # a count of examples: ``limit``, a generator's ``n``
+MAX_GENERATED = 1_000_000             # examples a generator makes (spiral: n * classes)
+MAX_GENERATED_NUMBERS = 20_000_000    # n * features, n * coefficients, one-hot n * classes^2
+MAX_CLASSES = 1_000                   # spiral arms
+MAX_TERMS = 1_000                     # linear weights ``w``, polynomial ``coefficients``
+MAX_OPTION = 1e6                      # |value| of a generator's real option (low, noise, w ...)
+MAX_SEED = (1 << 64) - 1              # seeds of generators and of the train/test split
+
 
 def short(value, limit: int = 60) -> str:
     """``repr(value)`` cut to ``limit`` characters, safe for huge integers and odd strings.

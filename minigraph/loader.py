@@ -344,8 +344,10 @@ def read_file(path) -> Document:
         raise ModelError(f"model file {path} is {info.st_size:,} bytes; at most "
                          f"{limits.MAX_MODEL_FILE_BYTES:,} are allowed")
     try:
-        with open(path, "rb") as f:
-            raw = f.read(limits.MAX_MODEL_FILE_BYTES + 1)
+        with open(path, "rb") as f:  # read(n) allocates n bytes: ask for what stat said
+            raw = f.read(info.st_size + 1)
+            if len(raw) > info.st_size:  # it grew meanwhile: read on, still bounded
+                raw += f.read(limits.MAX_MODEL_FILE_BYTES + 1 - len(raw))
     except OSError as exc:
         raise ModelError(f"cannot read model file {path}: {exc.strerror or exc}") from None
     if len(raw) > limits.MAX_MODEL_FILE_BYTES:

@@ -26,6 +26,7 @@ from .metrics import METRICS, check_metrics
 from .model import load_graph, load_splits
 from .kernels.packed import PackedParams
 from .optim import make_optimizer
+from .shapes import batch_sizes
 from .schedules import make_schedule
 
 TRAIN_KEYS = ("epochs", "batch_size", "shuffle", "seed", "optimizer", "schedule", "metrics",
@@ -301,13 +302,30 @@ class Trainer:
         self._boundary = None  # the state at the last epoch boundary, see rollback()
         self._mid_epoch = False  # whether the live state has moved past that boundary
         self.history = None  # the History of the last (or current) fit()
-        # moved to the device once; a model without inputs (only params) trains on no data
-        self.train_data, _ = self.executor.check_feeds(data.train or {})
-        self.test_data = self.executor.check_feeds(data.test)[0] if data.test else None
+        # moved to the device once; a model without inputs (only params) trains on no data.
+        # Every batch shape a run will see is checked now: passes trust their feeds.
+        self.train_data, _ = self.executor.check_feeds(data.train or {}, infer=False)
+        self.test_data = self.executor.check_feeds(data.test, infer=False)[0] \
+            if data.test else None
+        self._check_batches()
         self.targets = _targets_of(graph)
         self.prediction = graph.outputs[0] if graph.outputs else None
         if checkpoint is not None:
             self.restore(checkpoint)
+
+    def _check_batches(self) -> None:
+        """Infer the graph's shapes for every batch size that training, evaluation and the
+        final prediction will cut from the data, before any op runs."""
+        cfg, check = self.config, self.executor.check_batches
+        if not self.graph.inputs:
+            self.executor.check_sizes({})
+            return
+        n = num_examples(self.train_data)
+        check(self.train_data, batch_sizes(n, cfg.batch_size, cfg.drop_last)
+              + batch_sizes(n, cfg.batch_size or 1000) + ([n] if n <= 16 else []))
+        if self.test_data:
+            check(self.test_data,
+                  batch_sizes(num_examples(self.test_data), cfg.batch_size or 1000))
 
     # -- state ------------------------------------------------------------------------------
     def restore(self, ckpt: Checkpoint) -> None:
