@@ -50,6 +50,7 @@ def check_gradients(graph, feeds: dict, params: dict | None = None, *, seed: int
     if params is None:
         params = init_params(graph, seed, backend, "float64")
     params = {k: np.array(to_numpy(v), dtype=np.float64) for k, v in params.items()}
+    executor.missing_feeds(feeds)
     feeds, _ = executor.check_feeds(feeds)
 
     def loss_at(p):
