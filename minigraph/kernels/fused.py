@@ -221,7 +221,12 @@ class SigmoidBCE(Op):
 
     def forward(self, ctx, z, t):
         y = sigmoid_in_place(z)
-        return y, self.bce.forward(ctx, y, t)  # saves (scale, y, t)
+        if t.dtype.kind != "f":
+            t = t.astype(y.dtype)  # as bce does with integer 0/1 targets
+        losses, _ = self.bce.losses(y, t)  # bce's own per-element loss
+        scale = 1 / losses.size if self.bce.reduction == "mean" else 1.0
+        ctx.saved = (scale, y, t)
+        return y, get_array_module(y).asarray(losses.sum() * scale)
 
     def backward(self, ctx, gy):
         scale, y, t = ctx.saved
