@@ -18,8 +18,9 @@ They are written to be fast, not to teach:
 * 2x2 stride-2 max-pooling is a reshape view ``(N, H/2, 2, W/2, 2, C)`` and three
   ``maximum`` calls; the bias add and the ReLU are applied after the pool (both commute with
   max), on 4x fewer values; the pool's backward routes the gradient to the window maximum
-  with one broadcast compare and one masked multiply (exact ties, which have probability ~0
-  for these float inputs, would each receive the gradient);
+  with one broadcast compare, a count and one masked multiply (on exact ties, which have
+  probability ~0 for these float inputs, the window's first maximum takes it all, as in
+  minigraph and PyTorch);
 * buffers are reused between forward and backward where the value is dead (dL/dz overwrites
   z), so the memory footprint is tight too;
 * the conv backward for the input (col2im) is nine small matmuls, one per window offset,
@@ -281,15 +282,24 @@ def _pool2_forward(z, m):
 
 
 def _pool2_backward(z, m, dm, mask):
-    """Overwrite z (N, H, W, C) with the gradient: dm where z is its window's max, else 0.
+    """Overwrite z (N, H, W, C) with the gradient: dm at its window's first maximum, else 0.
 
-    Two whole-array ops with broadcasting over the window axes; ``mask`` is a bool buffer
-    of z's size.
+    Two whole-array ops with broadcasting over the window axes (``mask`` is a bool buffer of
+    z's size) when every window has one maximum -- one count tells; with ties, the first
+    maximum in row-major order takes the whole gradient (PyTorch's rule, and minigraph's).
     """
     n, h, w, c = z.shape
     zr = z.reshape(n, h // 2, 2, w // 2, 2, c)
-    np.equal(zr, m[:, :, None, :, None, :], out=mask)
-    np.multiply(mask, dm[:, :, None, :, None, :], out=zr)
+    mr = mask.reshape(zr.shape)
+    np.equal(zr, m[:, :, None, :, None, :], out=mr)
+    if np.count_nonzero(mask) != m.size:  # ties: keep only the first hit of each window
+        taken = np.zeros(m.shape, bool)
+        for i in (0, 1):
+            for j in (0, 1):
+                hit = mr[:, :, i, :, j]
+                hit &= ~taken
+                taken |= hit
+    np.multiply(mr, dm[:, :, None, :, None, :], out=zr)
 
 
 class CnnStep:
