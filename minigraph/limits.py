@@ -24,7 +24,7 @@ MAX_DATA_BYTES = 8 << 30              # bytes of one array read from a data or c
 MAX_SEED = (1 << 63) - 1              # a random seed: 0 ... 2**63 - 1 (what NumPy and PyTorch take)
 MAX_EPOCHS = 1_000_000_000            # epochs of one run
 
-# The data section (minigraph/data.py)
+# The data section (minigraph/data/)
 MAX_CSV_BYTES = 128 << 20             # a CSV/TSV data file (mnist_train.csv is 105 MiB)
 MAX_NPZ_MEMBERS = 1_000               # arrays in one .npz archive
 MAX_EXAMPLES = 1 << 31                # a count of examples: ``limit``, a generator's ``n``

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Callable
 
 from .errors import ModelError, did_you_mean, known
 from .limits import short
@@ -23,9 +23,10 @@ LARGEST = 1e30  # no option (a slope, a stride, a rate, a size) needs a number b
 class OptionError(ModelError):
     """An option that does not fit its declaration; ``key`` names it."""
 
-    def __init__(self, message: str, key: str | None = None, location=None):
+    def __init__(self, message: str, key: str | None = None, location=None, reason=None):
         super().__init__(message, location)
         self.key = key
+        self.reason = reason  # for a ``convert`` option: the words after its name ("must be ...")
 
 
 def _is_int(v) -> bool:
@@ -66,6 +67,10 @@ class Option:
     choices: tuple | None = None
     minimum: float | None = None  # for numbers (and each number of a list)
     maximum: float | None = None
+    # A check no kind can say (a number written as a string, a value with its own wording):
+    # ``value -> converted value``, or ``ValueError("must be ...")``; replaces the kind's check
+    # (the kind then only documents the option).
+    convert: Callable | None = None
 
     @property
     def required(self) -> bool:
@@ -73,6 +78,11 @@ class Option:
 
     def check(self, name: str, value, what: str = "option"):
         """``value`` converted to the declared kind, or an :class:`OptionError`."""
+        if self.convert is not None:
+            try:
+                return self.convert(value)
+            except ValueError as exc:
+                raise OptionError(f"{what} '{name}' {exc}", name, reason=str(exc)) from None
         if value is None and self.default is None:
             return None
         if not KIND_CHECKS[self.kind](value):

@@ -7,7 +7,7 @@ a matmul of ``(batch, n)`` by ``(3, 1)``).  This module is the one place where d
 declared shapes:
 
 * :func:`bind_dims` checks arrays' shapes against declared shapes and binds the symbols
-  (used by ``data.py`` when a data section is loaded and by the engine when feeds arrive);
+  (used by ``data/`` when a data section is loaded and by the engine when feeds arrive);
 * :func:`bound_shapes` re-runs the graph's shape inference with those sizes, so a conflict is
   a located :class:`~minigraph.errors.ModelError` naming the node, its op, the tensors and their
   shapes, and no tensor of the pass may hold more than ``limits.MAX_ELEMENTS`` numbers.  Both

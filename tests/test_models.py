@@ -205,7 +205,7 @@ def test_multivariable_regression_reproduces_the_lecture():
 
 def _generated(name, **options):
     make, defaults = GENERATORS[name]
-    kwargs = {k: default for k, (default, _) in defaults.items()}
+    kwargs = {k: option.default for k, option in defaults.items()}
     kwargs.update(options)
     return make(**kwargs)
 
