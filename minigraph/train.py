@@ -27,7 +27,7 @@ from .model import load_graph, load_splits
 from .kernels.packed import PackedParams
 from .optim import make_optimizer
 from .shapes import batch_sizes
-from .schedules import make_schedule
+from .lr_schedules import make_schedule
 
 TRAIN_KEYS = ("epochs", "batch_size", "shuffle", "seed", "optimizer", "schedule", "metrics",
               "log_every", "drop_last", "backend", "stop_at", "threshold")
