@@ -1,7 +1,9 @@
 """Errors that minigraph reports to users.
 
 Every mistake in a model file, a flag or the data becomes a :class:`MinigraphError` carrying a
-location (``FILE:LINE:COLUMN``) when one is known.  The CLI prints ``str(error)`` and exits 2.
+location (``FILE:LINE:COLUMN``) when one is known.  The CLI prints ``str(error)`` and exits 2
+(1 for a :class:`RunError`).  A mistake in one option of a table is an
+``options.OptionError``, a :class:`ModelError` that names its ``key``.
 """
 from __future__ import annotations
 
@@ -49,7 +51,7 @@ class BackendError(MinigraphError):
     """The requested array backend is not usable."""
 
 
-class RunError(Exception):
+class RunError(MinigraphError):
     """The run itself failed (for example the loss became NaN); the CLI exits 1."""
 
 

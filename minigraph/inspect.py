@@ -10,8 +10,9 @@ from .data import num_examples
 from .gradcheck import check_gradients
 from .graph import Graph
 from .ops import REGISTRY
-from .ops.base import REQUIRED, fmt_shape
+from .ops.base import fmt_shape
 from .ops.layers import LAYERS
+from .options import describe
 
 
 @dataclass
@@ -55,9 +56,7 @@ def op_infos() -> list:
     for registry, layer in ((REGISTRY, False), (LAYERS, True)):
         for name in sorted(registry):
             cls = registry[name]
-            attrs = ", ".join(k if a.default is REQUIRED else f"{k}={a.default!r}"
-                              for k, a in cls.attrs.items())
-            out.append(OpInfo(name, ", ".join(cls.inputs), attrs, cls.doc, layer))
+            out.append(OpInfo(name, ", ".join(cls.inputs), describe(cls.attrs), cls.doc, layer))
     return out
 
 

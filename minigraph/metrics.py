@@ -3,10 +3,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .errors import did_you_mean
 from .limits import short
+from .options import OptionError
+from .registry import Registry
+
+METRICS = Registry("metric")  # @METRICS.register("name") makes a function usable in train.metrics
 
 
+@METRICS.register("accuracy")
 def accuracy(pred, target, threshold=None) -> float:
     """Fraction of correct predictions.
 
@@ -27,27 +31,25 @@ def accuracy(pred, target, threshold=None) -> float:
     return float(np.mean(got == want))
 
 
+@METRICS.register("mse")
 def mse(pred, target) -> float:
     """Mean squared error."""
     d = np.asarray(pred, np.float64).reshape(np.shape(target)) - target
     return float(np.mean(d * d))
 
 
+@METRICS.register("mae")
 def mae(pred, target) -> float:
     """Mean absolute error."""
     d = np.asarray(pred, np.float64).reshape(np.shape(target)) - target
     return float(np.mean(np.abs(d)))
 
 
-METRICS = {"accuracy": accuracy, "mse": mse, "mae": mae}
-
-
-def check_metrics(names) -> str | None:
-    """An error message for the first unknown metric name, or None."""
+def check_metrics(names, key: str | None = None) -> list:
+    """``names`` as a list, each a registered metric; an :class:`OptionError` (with ``key``)
+    for the first that is not."""
     for name in names:
         if not isinstance(name, str):
-            return f"a metric is a name such as 'accuracy', got {short(name)}"
-        if name not in METRICS:
-            return (f"unknown metric {short(name)}{did_you_mean(name, METRICS)}; "
-                    f"choose from {', '.join(METRICS)}")
-    return None
+            raise OptionError(f"a metric is a name such as 'accuracy', got {short(name)}", key)
+        METRICS.lookup(name, lambda message: OptionError(message, key))
+    return list(names)

@@ -28,12 +28,31 @@ import math
 import numpy
 
 from .backend import get_array_module
-from .configs import check_names, config_error, number, registrar, split_type
 from .errors import DataError
+from .options import Option, OptionError, check_options
+from .registry import Registry
 
-OPTIMIZERS: dict[str, type] = {}
-register = registrar(OPTIMIZERS)  # @register("adam") makes a class available by name
-_error = config_error
+OPTIMIZERS = Registry("optimizer")  # @OPTIMIZERS.register("adam") makes a class available
+
+NON_NEGATIVE = "a finite number >= 0"
+
+
+def rate(default: float, doc: str) -> Option:
+    """A non-negative number option: a learning rate, a decay, a momentum, an epsilon."""
+    return Option("float", default, doc, minimum=0.0, words=NON_NEGATIVE)
+
+
+def flag(default: bool, doc: str) -> Option:
+    return Option("bool", default, doc, words="true or false")
+
+
+def betas(default: tuple) -> Option:
+    return Option("pair", default, "decay rates (β1, β2) of the running averages", minimum=0.0,
+                  below=1.0, words="a list of 2 numbers in [0, 1)")
+
+
+LR_AND_DECAY = {"lr": rate(0.01, "learning rate γ"),
+                "weight_decay": rate(0.0, "L2 weight decay λ, added to the gradient")}
 
 
 # =============================================================================
@@ -42,24 +61,26 @@ _error = config_error
 
 
 class Optimizer:
-    """Base class.  Subclasses set ``defaults`` and write ``update_one``.
+    """Base class.  Subclasses declare ``options`` and write ``update_one``.
 
-    ``defaults`` maps every option (including ``lr`` and ``weight_decay``) to its default;
-    its values also fix each option's type (a float, a bool, or a pair of floats for
-    ``betas``).  Options become attributes: ``self.lr``, ``self.betas``, ...
+    ``options`` maps every option (including ``lr`` and ``weight_decay``) to its
+    :class:`~minigraph.options.Option`: kind, default, doc and range.  Options become
+    attributes: ``self.lr``, ``self.betas``, ...
     """
 
     name = "optimizer"
-    defaults: dict = {"lr": 0.01, "weight_decay": 0.0}
+    options: dict = LR_AND_DECAY
     scalar_slots: tuple = ("step",)  # state slots that are plain numbers, not arrays
 
     def __init__(self, lr=None, weight_decay=0.0, **options):
-        self.check_names(options)
-        given = dict(self.defaults, **options)
-        given["lr"] = self.defaults["lr"] if lr is None else lr
-        given["weight_decay"] = weight_decay
-        for key, value in given.items():
-            setattr(self, key, self._check(key, value))
+        if lr is not None:
+            options["lr"] = lr
+        options["weight_decay"] = weight_decay
+        owner = f"optimizer '{self.name}'"
+        values = check_options(self.options, options, "option", owner,
+                               name_as=f"{owner} option '{{}}'")
+        for key, value in values.items():
+            setattr(self, key, value)
         self.validate()
         self.t = 0  # how many times step() has run
         self.state: dict[str, dict] = {}
@@ -68,40 +89,13 @@ class Optimizer:
 
     # -- options ---------------------------------------------------------------------------
 
-    @classmethod
-    def check_names(cls, options) -> None:
-        """Refuse option names this optimizer does not have, suggesting the closest one."""
-        check_names("optimizer", cls.name, options, cls.defaults)
-
-    def _check(self, key, value):
-        """Check ``value`` against the type of the default for ``key``; return it cleaned."""
-        default = self.defaults[key]
-        where = f"optimizer '{self.name}' option '{key}'"
-        if isinstance(default, bool):
-            if not isinstance(value, bool):
-                raise _error(f"{where} must be true or false, got {value!r}", key)
-            return value
-        if isinstance(default, tuple):
-            if not isinstance(value, (list, tuple)) or len(value) != len(default):
-                raise _error(f"{where} must be a list of {len(default)} numbers, got {value!r}", key)
-            betas = tuple(self._number(where, key, v) for v in value)
-            if not all(0.0 <= b < 1.0 for b in betas):
-                raise _error(f"{where} must lie in [0, 1), got {list(value)!r}", key)
-            return betas
-        return self._number(where, key, value)
-
-    @staticmethod
-    def _number(where, key, value) -> float:
-        """A finite, non-negative float (bools are refused although Python counts them as ints)."""
-        return number(where, key, value)
-
     def validate(self) -> None:
         """Extra checks that involve several options; subclasses may override."""
 
     def config(self) -> dict:
         """The options as a config dict that :func:`make_optimizer` accepts."""
         config = {"type": self.name}
-        for key in self.defaults:
+        for key in self.options:
             value = getattr(self, key)
             config[key] = list(value) if isinstance(value, tuple) else value
         return config
@@ -202,7 +196,7 @@ class Optimizer:
         self._loaded = True
 
     def __repr__(self) -> str:
-        options = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.defaults)
+        options = ", ".join(f"{k}={getattr(self, k)!r}" for k in self.options)
         return f"{type(self).__name__}({options})"
 
 
@@ -211,7 +205,7 @@ class Optimizer:
 # =============================================================================
 
 
-@register("sgd")
+@OPTIMIZERS.register("sgd")
 class SGD(Optimizer):
     """Stochastic gradient descent, optionally with (Nesterov) momentum (``torch.optim.SGD``).
 
@@ -227,12 +221,15 @@ class SGD(Optimizer):
         θ ← θ − γ (g + μ b)   (nesterov=true)
     """
 
-    defaults = {"lr": 1e-3, "weight_decay": 0.0, "momentum": 0.0, "nesterov": False}
+    options = {**LR_AND_DECAY, "lr": rate(1e-3, "learning rate γ"),
+               "momentum": rate(0.0, "momentum μ (0: none)"),
+               "nesterov": flag(False, "Nesterov momentum (needs momentum > 0)")}
 
     def validate(self):
         if self.nesterov and self.momentum <= 0:
-            key = "nesterov" if "nesterov" in self.defaults else "momentum"
-            raise _error(f"optimizer '{self.name}': Nesterov momentum needs momentum > 0", key)
+            key = "nesterov" if "nesterov" in self.options else "momentum"
+            raise OptionError(f"optimizer '{self.name}': Nesterov momentum needs momentum > 0",
+                              key)
 
     def update_one(self, name, param, grad, state):
         if self.momentum == 0:
@@ -248,7 +245,7 @@ class SGD(Optimizer):
             param -= self.lr * state["b"]
 
 
-@register("momentum")
+@OPTIMIZERS.register("momentum")
 class Momentum(SGD):
     """SGD with heavy-ball momentum; ``torch.optim.SGD(momentum=0.9)``.
 
@@ -258,11 +255,12 @@ class Momentum(SGD):
         θ ← θ − γ b
     """
 
-    defaults = {"lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9}
+    options = {**LR_AND_DECAY, "lr": rate(1e-3, "learning rate γ"),
+               "momentum": rate(0.9, "momentum μ")}
     nesterov = False
 
 
-@register("nag")
+@OPTIMIZERS.register("nag")
 class NAG(SGD):
     """Nesterov accelerated gradient; ``torch.optim.SGD(momentum=0.9, nesterov=True)``.
 
@@ -272,7 +270,7 @@ class NAG(SGD):
         θ ← θ − γ (g + μ b)
     """
 
-    defaults = {"lr": 1e-3, "weight_decay": 0.0, "momentum": 0.9}
+    options = Momentum.options
     nesterov = True
 
 
@@ -281,7 +279,7 @@ class NAG(SGD):
 # =============================================================================
 
 
-@register("adagrad")
+@OPTIMIZERS.register("adagrad")
 class Adagrad(Optimizer):
     """Adagrad (``torch.optim.Adagrad``): each coordinate's step shrinks with its gradient history.
 
@@ -292,13 +290,10 @@ class Adagrad(Optimizer):
         θ ← θ − γ_t g / (√s + ε)
     """
 
-    defaults = {
-        "lr": 1e-2,
-        "weight_decay": 0.0,
-        "lr_decay": 0.0,
-        "initial_accumulator_value": 0.0,
-        "eps": 1e-10,
-    }
+    options = {**LR_AND_DECAY,
+               "lr_decay": rate(0.0, "decay of the learning rate per step"),
+               "initial_accumulator_value": rate(0.0, "the start value of s"),
+               "eps": rate(1e-10, "ε, added to the denominator")}
 
     def update_one(self, name, param, grad, state):
         xp = get_array_module(param)
@@ -309,7 +304,7 @@ class Adagrad(Optimizer):
         param -= lr_t * grad / (xp.sqrt(state["sum"]) + self.eps)
 
 
-@register("rmsprop")
+@OPTIMIZERS.register("rmsprop")
 class RMSProp(Optimizer):
     """RMSProp (``torch.optim.RMSprop``): divide by a running RMS of the gradient.
 
@@ -322,14 +317,11 @@ class RMSProp(Optimizer):
         b ← μ b + g / d;  θ ← θ − γ b     (momentum μ > 0)
     """
 
-    defaults = {
-        "lr": 1e-2,
-        "weight_decay": 0.0,
-        "alpha": 0.99,
-        "eps": 1e-8,
-        "centered": False,
-        "momentum": 0.0,
-    }
+    options = {**LR_AND_DECAY,
+               "alpha": rate(0.99, "smoothing constant α of the running averages"),
+               "eps": rate(1e-8, "ε, added to the denominator"),
+               "centered": flag(False, "divide by the variance rather than the RMS"),
+               "momentum": rate(0.0, "momentum μ (0: none)")}
 
     def update_one(self, name, param, grad, state):
         xp = get_array_module(param)
@@ -353,7 +345,7 @@ class RMSProp(Optimizer):
             param -= self.lr * grad / denom
 
 
-@register("adadelta")
+@OPTIMIZERS.register("adadelta")
 class AdaDelta(Optimizer):
     """AdaDelta (``torch.optim.Adadelta``): step sizes from the ratio of two running RMS values.
 
@@ -365,11 +357,10 @@ class AdaDelta(Optimizer):
         θ ← θ − γ Δ
     """
 
-    defaults = {"lr": 1.0, "weight_decay": 0.0, "rho": 0.9, "eps": 1e-6}
-
-    def validate(self):
-        if self.rho > 1.0:
-            raise _error(f"optimizer '{self.name}' option 'rho' must lie in [0, 1], got {self.rho}", "rho")
+    options = {**LR_AND_DECAY, "lr": rate(1.0, "learning rate γ"),
+               "rho": Option("float", 0.9, "decay rate ρ of the running averages",
+                             minimum=0.0, maximum=1.0, words="a number in [0, 1]"),
+               "eps": rate(1e-6, "ε, inside both square roots")}
 
     def update_one(self, name, param, grad, state):
         xp = get_array_module(param)
@@ -388,7 +379,7 @@ class AdaDelta(Optimizer):
 # =============================================================================
 
 
-@register("adam")
+@OPTIMIZERS.register("adam")
 class Adam(Optimizer):
     """Adam (``torch.optim.Adam``): momentum plus RMS scaling, both bias-corrected.
 
@@ -401,13 +392,9 @@ class Adam(Optimizer):
         θ ← θ − γ m̂ / (√v̂ + ε)
     """
 
-    defaults = {
-        "lr": 1e-3,
-        "weight_decay": 0.0,
-        "betas": (0.9, 0.999),
-        "eps": 1e-8,
-        "amsgrad": False,
-    }
+    options = {**LR_AND_DECAY, "lr": rate(1e-3, "learning rate γ"),
+               "betas": betas((0.9, 0.999)), "eps": rate(1e-8, "ε, added to the denominator"),
+               "amsgrad": flag(False, "use the largest v so far (AMSGrad)")}
 
     def update_one(self, name, param, grad, state):
         xp = get_array_module(param)
@@ -435,7 +422,7 @@ class Adam(Optimizer):
         param -= step
 
 
-@register("adamax")
+@OPTIMIZERS.register("adamax")
 class AdaMax(Optimizer):
     """AdaMax (``torch.optim.Adamax``): Adam with the infinity norm in place of the RMS.
 
@@ -446,7 +433,8 @@ class AdaMax(Optimizer):
         θ ← θ − γ / (1 − β1^t) · m / u
     """
 
-    defaults = {"lr": 2e-3, "weight_decay": 0.0, "betas": (0.9, 0.999), "eps": 1e-8}
+    options = {**LR_AND_DECAY, "lr": rate(2e-3, "learning rate γ"),
+               "betas": betas((0.9, 0.999)), "eps": rate(1e-8, "ε, added to |g|")}
 
     def update_one(self, name, param, grad, state):
         xp = get_array_module(param)
@@ -460,7 +448,7 @@ class AdaMax(Optimizer):
         param -= self.lr / (1 - beta1**t) * state["m"] / state["u"]
 
 
-@register("nadam")
+@OPTIMIZERS.register("nadam")
 class Nadam(Optimizer):
     """NAdam (``torch.optim.NAdam``): Adam with Nesterov momentum and a momentum schedule.
 
@@ -476,13 +464,9 @@ class Nadam(Optimizer):
         θ ← θ − γ m̂ / (√v̂ + ε)
     """
 
-    defaults = {
-        "lr": 2e-3,
-        "weight_decay": 0.0,
-        "betas": (0.9, 0.999),
-        "eps": 1e-8,
-        "momentum_decay": 4e-3,
-    }
+    options = {**LR_AND_DECAY, "lr": rate(2e-3, "learning rate γ"),
+               "betas": betas((0.9, 0.999)), "eps": rate(1e-8, "ε, added to the denominator"),
+               "momentum_decay": rate(4e-3, "momentum decay ψ")}
     scalar_slots = ("step", "mu_product")
 
     def update_one(self, name, param, grad, state):
@@ -512,8 +496,8 @@ class Nadam(Optimizer):
 def make_optimizer(config: dict) -> Optimizer:
     """Build an optimizer from a config such as ``{"type": "adam", "lr": 0.01}``.
 
-    Mistakes raise :class:`ModelError` with ``.key`` naming the offending config key.
+    Mistakes raise an :class:`~minigraph.options.OptionError` whose ``.key`` names the
+    offending config key (the caller locates it in the model file).
     """
-    cls, options = split_type("optimizer", config, OPTIMIZERS)
-    cls.check_names(options)
+    cls, options = OPTIMIZERS.typed(config)
     return cls(**options)

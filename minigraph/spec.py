@@ -245,11 +245,25 @@ def parse_spec(doc: Document) -> ModelSpec:
     """Check a parsed document against the schema and return a :class:`ModelSpec`."""
     c = _Checker(doc)
     top = doc.data
+    version, name, description = _parse_header(c, top)
+    inputs = _parse_inputs(c, top["inputs"])
+    params = _parse_params(c, top.get("params") or {})
+    constants = _parse_constants(c, top.get("constants") or {})
+    nodes = _parse_nodes(c, top["nodes"])
+    outputs, loss, data, train = _parse_tail(c, top)
+    present = tuple(k for k in ("params", "constants") if k in top)
+    return ModelSpec(name=name, inputs=inputs, nodes=nodes, outputs=outputs,
+                     params=params, constants=constants, description=description, loss=loss,
+                     data=data, train=train, version=version, doc=doc, present=present)
+
+
+def _parse_header(c: _Checker, top: dict) -> tuple:
+    """The top-level keys, then ``(version, name, description)``."""
     c.keys(top, TOP_KEYS, "the model", required=())
     for key in REQUIRED_TOP:
         if key not in top:
             raise ModelError(f"the model is missing required key '{key}' "
-                             f"(required: {', '.join(REQUIRED_TOP)})", doc.at())
+                             f"(required: {', '.join(REQUIRED_TOP)})", c.doc.at())
     version = top["minigraph"]
     if isinstance(version, bool) or version != FORMAT_VERSION:
         c.fail(f"unsupported format version {short(version)}: this minigraph reads version "
@@ -261,9 +275,12 @@ def parse_spec(doc: Document) -> ModelSpec:
     if description is not None and len(description) > limits.MAX_DESCRIPTION:
         c.fail(f"'description' has {len(description):,} characters; at most "
                f"{limits.MAX_DESCRIPTION:,} are allowed", "description")
+    return version, name, description
 
+
+def _parse_inputs(c: _Checker, section) -> dict:
     inputs = {}
-    for tname, entry in c.mapping(top["inputs"], "'inputs'", "inputs").items():
+    for tname, entry in c.mapping(section, "'inputs'", "inputs").items():
         path = ("inputs", tname)
         c.name(tname, "the input name", *path, key=True)
         c.mapping(entry, f"input '{tname}'", *path)
@@ -272,9 +289,12 @@ def parse_spec(doc: Document) -> ModelSpec:
         dtype = c.dtype(entry["dtype"], f"input '{tname}'", *path, "dtype") \
             if "dtype" in entry else None
         inputs[tname] = InputSpec(tname, shape, dtype)
+    return inputs
 
+
+def _parse_params(c: _Checker, section) -> dict:
     params = {}
-    for tname, entry in c.mapping(top.get("params") or {}, "'params'", "params").items():
+    for tname, entry in c.mapping(section, "'params'", "params").items():
         path = ("params", tname)
         c.name(tname, "the param name", *path, key=True)
         c.mapping(entry, f"param '{tname}'", *path)
@@ -287,10 +307,12 @@ def parse_spec(doc: Document) -> ModelSpec:
         if math.prod(shape) > limits.MAX_ELEMENTS:  # (already checked; kept explicit)
             c.fail(f"param '{tname}' is too large", *path, "shape")
         params[tname] = ParamSpec(tname, shape, entry.get("init", "zeros"), "init" in entry)
+    return params
 
+
+def _parse_constants(c: _Checker, section) -> dict:
     constants = {}
-    for tname, entry in c.mapping(top.get("constants") or {}, "'constants'",
-                                  "constants").items():
+    for tname, entry in c.mapping(section, "'constants'", "constants").items():
         path = ("constants", tname)
         c.name(tname, "the constant name", *path, key=True)
         c.mapping(entry, f"constant '{tname}'", *path)
@@ -298,9 +320,12 @@ def parse_spec(doc: Document) -> ModelSpec:
         dtype = c.dtype(entry["dtype"], f"constant '{tname}'", *path, "dtype") \
             if "dtype" in entry else None
         constants[tname] = ConstantSpec(tname, entry["value"], dtype)
+    return constants
 
+
+def _parse_nodes(c: _Checker, section) -> list:
     nodes = []
-    for i, entry in enumerate(c.seq(top["nodes"], "'nodes'", "nodes")):
+    for i, entry in enumerate(c.seq(section, "'nodes'", "nodes")):
         path = ("nodes", i)
         c.mapping(entry, f"node {i}", *path)
         c.keys(entry, NODE_KEYS, f"node {i}", *path, required=("name", "op", "outputs"))
@@ -315,7 +340,11 @@ def parse_spec(doc: Document) -> ModelSpec:
         attrs = c.mapping(entry.get("attrs", {}) or {}, f"the attrs of node '{nname}'",
                           *path, "attrs")
         nodes.append(NodeSpec(nname, op, list(ins), list(outs), dict(attrs), index=i))
+    return nodes
 
+
+def _parse_tail(c: _Checker, top: dict) -> tuple:
+    """``(outputs, loss, data, train)``; ``data`` and ``train`` are checked by their readers."""
     outputs = c.seq(top["outputs"], "'outputs'", "outputs")
     for j, t in enumerate(outputs):
         c.name(t, f"output {j}", "outputs", j)
@@ -328,11 +357,7 @@ def parse_spec(doc: Document) -> ModelSpec:
     train = top.get("train")
     if train is not None:
         c.mapping(train, "'train'", "train")
-
-    present = tuple(k for k in ("params", "constants") if k in top)
-    return ModelSpec(name=name, inputs=inputs, nodes=nodes, outputs=list(outputs),
-                     params=params, constants=constants, description=description, loss=loss,
-                     data=data, train=train, version=version, doc=doc, present=present)
+    return list(outputs), loss, data, train
 
 
 def spec_from_dict(data: dict, file: str = "<dict>") -> ModelSpec:

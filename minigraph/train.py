@@ -26,11 +26,39 @@ from .metrics import METRICS, check_metrics
 from .model import load_graph, load_splits
 from .kernels.packed import PackedParams
 from .optim import make_optimizer
+from .options import Option, OptionError, check_options
 from .shapes import batch_sizes
-from .schedules import make_schedule
+from .lr_schedules import make_schedule
 
-TRAIN_KEYS = ("epochs", "batch_size", "shuffle", "seed", "optimizer", "schedule", "metrics",
-              "log_every", "drop_last", "backend", "stop_at", "threshold")
+POSITIVE = "a positive integer"
+NUMBER = "a number"
+BACKENDS = ("numpy", "cupy", "auto")
+
+TRAIN_OPTIONS = {
+    "epochs": Option("int", 1, "passes over the training data", minimum=1,
+                     maximum=MAX_EPOCHS, words=POSITIVE),
+    "batch_size": Option("int", None, "examples per step (null: the full batch)", minimum=1,
+                         maximum=MAX_SEED, words=POSITIVE),
+    "shuffle": Option("bool", True, "shuffle the examples every epoch", words="true or false"),
+    "seed": Option("int", 0, "seed of every random draw", minimum=0, maximum=MAX_SEED,
+                   words=f"a whole number from 0 to {MAX_SEED}"),
+    "optimizer": Option("mapping", {"type": "sgd", "lr": 0.01}, "{type: NAME, option: value}",
+                        words="a mapping such as {type: sgd, lr: 0.1}"),
+    "schedule": Option("any", None, "learning-rate schedule {type: NAME, option: value}"),
+    "metrics": Option("list", [], "metrics reported every epoch",
+                      words="a list such as [accuracy]"),
+    "log_every": Option("int", None, "log every this many steps", minimum=1, maximum=MAX_SEED,
+                        words=POSITIVE),
+    "drop_last": Option("bool", False, "drop a last batch smaller than batch_size",
+                        words="true or false"),
+    "backend": Option("str", None, "array backend", choices=BACKENDS,
+                      words=f"one of {', '.join(BACKENDS)}"),
+    "stop_at": Option("mapping", None, "stop once a train metric reaches its value",
+                      words="a mapping such as {accuracy: 1.0}"),
+    "threshold": Option("float", None, "binary accuracy threshold (default 0.5, or 0 for ±1)",
+                        words=NUMBER),
+}
+TRAIN_KEYS = tuple(TRAIN_OPTIONS)
 
 
 # ==== the train section ===========================================================================
@@ -53,106 +81,24 @@ class TrainConfig:
     threshold: float | None = None  # binary accuracy threshold (default 0.5, or 0 for ±1)
 
 
-BACKENDS = ("numpy", "cupy", "auto")
-
-
-def _int(value, key, at, positive=True, maximum=None):
-    if isinstance(value, bool) or not isinstance(value, int) or (positive and value < 1):
-        raise ModelError(f"train.{key} must be a {'positive ' if positive else ''}integer, "
-                         f"got {short(value)}", at(key))
-    if maximum is not None and value > maximum:
-        raise ModelError(f"train.{key} must be at most {maximum:,}, got {short(value)}", at(key))
-    return value
-
-
-def _number(value, key, at):
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise ModelError(f"train.{key} must be a number, got {short(value)}", at(key))
-    try:
-        number = float(value)
-    except OverflowError:
-        number = math.inf
-    if not math.isfinite(number):
-        raise ModelError(f"train.{key} must be a finite number, got {short(value)}", at(key))
-    return number
-
-
 def check_seed(seed, where="seed"):
     """A seed is a whole number in 0 ... 2**63 - 1 (NumPy refuses negative ones)."""
-    if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
-        raise ModelError(f"{where} must be a whole number from 0 to {MAX_SEED}, got "
-                         f"{short(seed)}")
-    return seed
+    return TRAIN_OPTIONS["seed"].check("seed", seed, where)
 
 
 def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
     """Check the model's ``train`` section and apply command-line overrides."""
     spec = graph.spec
     raw = dict(spec.train or {})
-
-    def at(*keys):
-        return spec.at("train", *keys)
-
-    for key in raw:
-        if key not in TRAIN_KEYS:
-            raise ModelError(f"unknown key '{key}' in train{did_you_mean(key, TRAIN_KEYS)}; "
-                             f"allowed keys: {', '.join(TRAIN_KEYS)}", spec.key_at("train", key))
-    cfg = TrainConfig()
-    if "epochs" in raw:
-        cfg.epochs = _int(raw["epochs"], "epochs", at, maximum=MAX_EPOCHS)
-    if raw.get("batch_size") is not None:
-        cfg.batch_size = _int(raw["batch_size"], "batch_size", at, maximum=MAX_SEED)
-    for key in ("shuffle", "drop_last"):
-        if key in raw:
-            if not isinstance(raw[key], bool):
-                raise ModelError(f"train.{key} must be true or false", at(key))
-            setattr(cfg, key, raw[key])
-    if "seed" in raw:
-        cfg.seed = _int(raw["seed"], "seed", at, positive=False)
-        if cfg.seed < 0 or cfg.seed > MAX_SEED:
-            raise ModelError(f"train.seed must be a whole number from 0 to {MAX_SEED}, got "
-                             f"{short(cfg.seed)}", at("seed"))
-    if "optimizer" in raw:
-        if not isinstance(raw["optimizer"], dict):
-            raise ModelError("train.optimizer must be a mapping such as {type: sgd, lr: 0.1}",
-                             at("optimizer"))
-        cfg.optimizer = dict(raw["optimizer"])
-    if raw.get("schedule") is not None:
-        cfg.schedule = raw["schedule"]
-    if "metrics" in raw:
-        metrics = raw["metrics"]
-        if not isinstance(metrics, list):
-            raise ModelError("train.metrics must be a list such as [accuracy]", at("metrics"))
-        problem = check_metrics(metrics)
-        if problem:
-            raise ModelError(problem, at("metrics"))
-        cfg.metrics = list(metrics)
-    if raw.get("log_every") is not None:
-        cfg.log_every = _int(raw["log_every"], "log_every", at, maximum=MAX_SEED)
-    if raw.get("backend") is not None:
-        backend = raw["backend"]
-        if not isinstance(backend, str) or backend not in BACKENDS:
-            hint = did_you_mean(backend, BACKENDS) if isinstance(backend, str) else ""
-            raise ModelError(f"train.backend must be one of {', '.join(BACKENDS)}, got "
-                             f"{short(backend)}{hint}", at("backend"))
-        cfg.backend = backend
-    if "threshold" in raw:
-        cfg.threshold = _number(raw["threshold"], "threshold", at)
-    if "stop_at" in raw:
-        stop = raw["stop_at"]
-        if not isinstance(stop, dict) or not stop:
-            raise ModelError("train.stop_at must be a mapping such as {accuracy: 1.0}",
-                             at("stop_at"))
-        problem = check_metrics([k for k in stop if k != "loss"])
-        if problem:
-            raise ModelError(problem, at("stop_at"))
-        for key, value in stop.items():
-            _number(value, f"stop_at.{key}", lambda *k: at("stop_at", key))
-            if key != "loss" and key not in cfg.metrics:
-                raise ModelError(f"train.stop_at.{key} needs '{key}' in train.metrics "
-                                 f"(metrics: {cfg.metrics or 'none'})", at("stop_at", key))
-        cfg.stop_at = dict(stop)
-
+    try:
+        values = check_options(TRAIN_OPTIONS, raw, "key", "train", name_as="train.{}")
+        values["optimizer"] = dict(values["optimizer"])  # --lr changes this copy
+        values["metrics"] = check_metrics(values["metrics"], "metrics")
+        if values["stop_at"] is not None:
+            values["stop_at"] = _stop_at(values["stop_at"], values["metrics"])
+    except OptionError as exc:
+        raise exc.at(_train_location(spec, exc.key)) from None
+    cfg = TrainConfig(**values)
     for key, value in (overrides or {}).items():
         if value is None:
             continue
@@ -163,6 +109,30 @@ def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
         else:
             setattr(cfg, key, value)
     return cfg
+
+
+def _train_location(spec, key: str):
+    """Where the value of ``train.KEY`` (or ``train.stop_at.NAME``) is written; the key itself
+    for a key that ``train`` does not have."""
+    if key in TRAIN_OPTIONS:
+        return spec.at("train", key)
+    if key.startswith("stop_at."):
+        return spec.at("train", "stop_at", key[len("stop_at."):])
+    return spec.key_at("train", key)
+
+
+def _stop_at(stop: dict, metrics: list) -> dict:
+    """The cross-key rules of ``train.stop_at``: a metric of ``train.metrics`` (or the loss)
+    and a number for each; an :class:`OptionError` keyed ``stop_at[.NAME]`` otherwise."""
+    if not stop:
+        raise OptionError("train.stop_at must be a mapping such as {accuracy: 1.0}", "stop_at")
+    check_metrics([k for k in stop if k != "loss"], "stop_at")
+    for key, value in stop.items():
+        Option("float", words=NUMBER).check(f"stop_at.{key}", value, f"train.stop_at.{key}")
+        if key != "loss" and key not in metrics:
+            raise OptionError(f"train.stop_at.{key} needs '{key}' in train.metrics "
+                              f"(metrics: {metrics or 'none'})", f"stop_at.{key}")
+    return dict(stop)
 
 
 def require_loss(graph: Graph) -> None:
@@ -197,12 +167,12 @@ def make_training(graph: Graph, config: TrainConfig):
     spec = graph.spec
     try:
         optimizer = make_optimizer(config.optimizer)
-    except ModelError as exc:
-        raise _located(exc, spec, "train", "optimizer") from None
+    except OptionError as exc:
+        raise exc.at(_section_key(spec, "optimizer", exc.key)) from None
     try:
         schedule = make_schedule(config.schedule, optimizer.lr, config.epochs)
-    except ModelError as exc:
-        raise _located(exc, spec, "train", "schedule") from None
+    except OptionError as exc:
+        raise exc.at(_section_key(spec, "schedule", exc.key)) from None
     for epoch in sorted({0, config.epochs - 1}):
         try:
             lr = float(schedule.lr_at(epoch))
@@ -215,12 +185,9 @@ def make_training(graph: Graph, config: TrainConfig):
     return optimizer, schedule
 
 
-def _located(error, spec, *path):
-    """Attach a file location to an error raised by a helper without one."""
-    if getattr(error, "location", None) is None:
-        key = getattr(error, "key", None)
-        error.location = spec.key_at(*path, key) if key else spec.at(*path)
-    return error
+def _section_key(spec, section: str, key: str | None):
+    """Where ``train.SECTION.KEY`` is written (the section itself when ``key`` is None)."""
+    return spec.key_at("train", section, key) if key else spec.at("train", section)
 
 
 # ==== the loop ====================================================================================

@@ -1,4 +1,4 @@
-"""Tests for minigraph.optim and minigraph.schedules.
+"""Tests for minigraph.optim and minigraph.lr_schedules.
 
 The parity tests run the same updates in PyTorch (the reference) and compare after every step.
 They need PyTorch (``make torch``) and skip without it; every other test runs on NumPy alone.
@@ -11,7 +11,7 @@ import pytest
 from minigraph.errors import ModelError
 from minigraph.kernels.packed import FlatUpdate, PackedParams, pack_params
 from minigraph.optim import OPTIMIZERS, Optimizer, make_optimizer
-from minigraph.schedules import SCHEDULES, make_schedule
+from minigraph.lr_schedules import SCHEDULES, make_schedule
 
 ALL_TYPES = ["sgd", "momentum", "nag", "adagrad", "rmsprop", "adadelta", "adam", "adamax", "nadam"]
 

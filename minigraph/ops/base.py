@@ -5,7 +5,8 @@ An op declares
 * ``name``: the word used in model files (``op: matmul``);
 * ``inputs``: its input names, in order; a name ending in ``?`` is optional, one ending in
   ``*`` takes all remaining inputs (``concat``);
-* ``attrs``: ``{name: Attr(kind, default, doc)}``; an unknown attribute is an error at load;
+* ``attrs``: ``{name: Attr(kind, default, doc)}`` (``Attr`` is :class:`minigraph.options.Option`);
+  an unknown attribute is an error at load;
 * ``infer(*shapes)``: the output shape from input shapes (no data: shapes may hold symbolic
   dimensions such as ``"batch"``, or ``None`` for "unknown");
 * ``forward(ctx, *xs)``: the output array; it saves on ``ctx`` exactly what backward needs;
@@ -17,88 +18,19 @@ with the one shared :func:`unbroadcast`.
 """
 from __future__ import annotations
 
-import math
-from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import ClassVar
 
 from ..backend import get_array_module  # noqa: F401  (ops import it from here)
-from ..errors import did_you_mean, known
-from ..limits import short
+from ..errors import ModelError
+from ..options import HAS_NO, REQUIRED, Option, OptionError, check_options
+from ..registry import Registry
 
-REQUIRED = object()  # marker: an attribute without default must be given
-_LARGEST = 1e30  # no attribute (a slope, a stride, a size) needs a number beyond this
+Attr = Option  # an op attribute is an option: ``Attr(kind, default, doc, ...)``
+AttrError = OptionError  # raised when a node's attributes do not fit its op's declaration
 
 
 class ShapeError(Exception):
     """Raised by shape rules; the graph adds the node, tensors and file location."""
-
-
-class AttrError(Exception):
-    """Raised when a node's attributes do not fit its op's declaration."""
-
-
-# ==== attributes ==================================================================================
-
-_KIND_CHECKS = {
-    "int": lambda v: isinstance(v, int) and not isinstance(v, bool),
-    "float": lambda v: isinstance(v, (int, float)) and not isinstance(v, bool),
-    "bool": lambda v: isinstance(v, bool),
-    "str": lambda v: isinstance(v, str),
-    "ints": lambda v: isinstance(v, list) and all(_KIND_CHECKS["int"](i) for i in v),
-    "int_or_ints": lambda v: _KIND_CHECKS["int"](v) or (
-        _KIND_CHECKS["ints"](v) and len(v) == 2),
-    "axis": lambda v: v is None or _KIND_CHECKS["int"](v) or _KIND_CHECKS["ints"](v),
-}
-
-
-@dataclass(frozen=True)
-class Attr:
-    """An op attribute: its kind (a key of ``_KIND_CHECKS``), its default and a one-line doc."""
-
-    kind: str
-    default: Any = REQUIRED
-    doc: str = ""
-    choices: tuple | None = None
-    minimum: float | None = None  # for int and float attributes (and each of "ints")
-    maximum: float | None = None
-
-    @property
-    def required(self) -> bool:
-        return self.default is REQUIRED
-
-    def check(self, name: str, value):
-        """Return ``value`` converted to the declared kind, or raise :class:`AttrError`."""
-        if value is None and self.default is None:
-            return None
-        if not _KIND_CHECKS[self.kind](value):
-            raise AttrError(f"attribute '{name}' must be {self.kind}, got {short(value)}")
-        if self.choices is not None and value not in self.choices:
-            hint = did_you_mean(value, self.choices) if isinstance(value, str) else ""
-            raise AttrError(f"attribute '{name}' must be one of {list(self.choices)}, "
-                            f"got {short(value)}{hint}")
-        numbers = value if isinstance(value, list) else [value]
-        for number in numbers:
-            if isinstance(number, (int, float)) and not isinstance(number, bool):
-                self._check_range(name, number)
-        if self.kind == "float":
-            return float(value)
-        return value
-
-    def _check_range(self, name, number):
-        """Finite, of bounded size, and within the declared minimum and maximum."""
-        try:
-            finite = math.isfinite(float(number))
-        except OverflowError:
-            finite = False
-        if not finite or abs(number) > _LARGEST:
-            raise AttrError(f"attribute '{name}' must be a finite number of reasonable size, "
-                            f"got {short(number)}")
-        if self.minimum is not None and number < self.minimum:
-            raise AttrError(f"attribute '{name}' must be at least {self.minimum:g}, "
-                            f"got {short(number)}")
-        if self.maximum is not None and number > self.maximum:
-            raise AttrError(f"attribute '{name}' must be at most {self.maximum:g}, "
-                            f"got {short(number)}")
 
 
 # ==== the op base class ===========================================================================
@@ -134,18 +66,9 @@ class Op:
     integer_inputs: ClassVar[tuple[int, ...]] = ()  # inputs that may hold class indices
 
     def __init__(self, **attrs):
-        for key in attrs:
-            if key not in self.attrs:
-                raise AttrError(f"op '{self.name}' has no attribute '{key}'"
-                                f"{did_you_mean(key, self.attrs)}; "
-                                f"its attributes: {known(self.attrs) or 'none'}")
-        for key, spec in self.attrs.items():
-            if key in attrs:
-                value = spec.check(key, attrs[key])
-            elif spec.required:
-                raise AttrError(f"op '{self.name}' needs attribute '{key}' ({spec.doc})")
-            else:
-                value = spec.default
+        values = check_options(self.attrs, attrs, "attribute", f"op '{self.name}'",
+                               unknown=HAS_NO)
+        for key, value in values.items():
             setattr(self, key, value)
 
     # -- declared arity ----------------------------------------------------------------------
@@ -179,25 +102,16 @@ class Op:
 
 # ==== registry ====================================================================================
 
-REGISTRY: dict[str, type[Op]] = {}
+REGISTRY = Registry("op")
 
-
-def register(cls: type[Op]) -> type[Op]:
-    """Class decorator: make ``cls`` available under ``cls.name`` in model files."""
-    if not cls.name:
-        raise ValueError(f"{cls.__name__} has no name")
-    if not cls.doc and cls.__doc__:
-        cls.doc = cls.__doc__.strip().splitlines()[0]
-    REGISTRY[cls.name] = cls
-    return cls
+# Class decorator: make ``cls`` available under ``cls.name`` in model files.
+register = REGISTRY.register()
 
 
 def get_op(name: str) -> type[Op]:
-    """The op class registered under ``name``; KeyError with a did-you-mean otherwise."""
-    try:
-        return REGISTRY[name]
-    except KeyError:
-        raise KeyError(f"unknown op '{name}'{did_you_mean(name, REGISTRY)}") from None
+    """The op class registered under ``name``; a :class:`ModelError` with a did-you-mean
+    and the ops that exist otherwise."""
+    return REGISTRY.lookup(name, ModelError)
 
 
 # ==== shared helpers ==============================================================================
@@ -271,7 +185,8 @@ def norm_axis(axis, ndim):
 
 
 __all__ = [
-    "Attr", "AttrError", "Context", "Op", "REGISTRY", "REQUIRED", "ShapeError",
+    "Attr", "AttrError", "Context", "Op", "Option", "OptionError", "REGISTRY", "REQUIRED",
+    "ShapeError",
     "broadcast_shapes", "fmt_shape", "get_array_module", "get_op", "join_dim", "norm_axis",
     "register", "same_dim", "unbroadcast",
 ]

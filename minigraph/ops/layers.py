@@ -7,17 +7,13 @@ as ``fc1`` (renders draw the group as one cluster).  Execution only ever sees pr
 from __future__ import annotations
 
 from ..limits import MAX_DIM
+from ..registry import Registry
 from .base import Attr, Op, ShapeError, fmt_shape
 
-LAYERS: dict[str, type["Layer"]] = {}
+LAYERS = Registry("layer op")
 
-
-def register_layer(cls):
-    """Class decorator: make a layer op available in model files."""
-    if not cls.doc and cls.__doc__:
-        cls.doc = cls.__doc__.strip().splitlines()[0]
-    LAYERS[cls.name] = cls
-    return cls
+# Class decorator: make a layer op available in model files.
+register_layer = LAYERS.register()
 
 
 class Layer(Op):

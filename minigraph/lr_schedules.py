@@ -13,39 +13,19 @@ from __future__ import annotations
 
 import bisect
 import math
-import numbers
 
-from .configs import check_names, config_error, number, registrar, split_type
+from .options import REQUIRED, Option, check_options
+from .registry import Registry
 
-SCHEDULES: dict[str, type] = {}
-register = registrar(SCHEDULES)  # @register("cosine") makes a class available by name
-_error = config_error
+SCHEDULES = Registry("schedule")  # @SCHEDULES.register("cosine") makes a class available
 
 
-# -- checks for option values: each takes (where, key, value) and returns the clean value ----
+def epochs_option(default, doc) -> Option:
+    return Option("int", default, doc, minimum=1, words="a whole number >= 1")
 
 
-def positive_int(where, key, value) -> int:
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-        raise _error(f"{where} must be a whole number >= 1, got {value!r}", key)
-    return int(value)
-
-
-def positive_number(where, key, value) -> float:
-    return number(where, key, value, strict=True)
-
-
-def non_negative_number(where, key, value) -> float:
-    return number(where, key, value)
-
-
-def epoch_list(where, key, value) -> list:
-    ok = isinstance(value, (list, tuple)) and all(
-        isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 0 for v in value
-    )
-    if not ok:
-        raise _error(f"{where} must be a list of epoch numbers (whole numbers >= 0), got {value!r}", key)
-    return sorted(int(v) for v in value)
+def gamma_option(default, doc="factor γ of each decay") -> Option:
+    return Option("float", default, doc, above=0.0, words="a finite number > 0")
 
 
 # =============================================================================
@@ -54,34 +34,23 @@ def epoch_list(where, key, value) -> list:
 
 
 class Schedule:
-    """Base class.  Subclasses declare their options and write ``lr_at``.
+    """Base class.  Subclasses declare their ``options`` and write ``lr_at``.
 
-    ``options`` maps each option to its check function; ``defaults`` gives the default of
-    each optional one (options without a default are required).  Options become attributes.
+    ``options`` maps each option to its :class:`~minigraph.options.Option` (an option without
+    a default is required).  Options become attributes.
     """
 
     name = "schedule"
     options: dict = {}
-    defaults: dict = {}
 
     def __init__(self, base_lr: float, epochs: int, **given):
         self.base_lr = float(base_lr)
         self.epochs = int(epochs)
-        self.check_names(given)
-        for key, check in self.options.items():
-            where = f"schedule '{self.name}' option '{key}'"
-            if key in given:
-                value = check(where, key, given[key])
-            elif key in self.defaults:
-                value = self.defaults[key]
-            else:
-                raise _error(f"schedule '{self.name}' needs the option '{key}'", "type")
+        owner = f"schedule '{self.name}'"
+        values = check_options(self.options, given, "option", owner,
+                               name_as=f"{owner} option '{{}}'")
+        for key, value in values.items():
             setattr(self, key, value)
-
-    @classmethod
-    def check_names(cls, given) -> None:
-        """Refuse option names this schedule does not have, suggesting the closest one."""
-        check_names("schedule", cls.name, given, cls.options)
 
     def lr_at(self, epoch: int) -> float:
         """The learning rate for ``epoch`` (0, 1, 2, ...)."""
@@ -97,7 +66,7 @@ class Schedule:
 # =============================================================================
 
 
-@register("constant")
+@SCHEDULES.register("constant")
 class Constant(Schedule):
     """``γ_e = γ0`` for every epoch ``e``."""
 
@@ -105,49 +74,54 @@ class Constant(Schedule):
         return self.base_lr
 
 
-@register("step")
+@SCHEDULES.register("step")
 class Step(Schedule):
     """Multiply by ``gamma`` every ``step_size`` epochs (StepLR)::
 
         γ_e = γ0 · gamma^⌊e / step_size⌋
     """
 
-    options = {"step_size": positive_int, "gamma": positive_number}
-    defaults = {"gamma": 0.1}
+    options = {"step_size": epochs_option(REQUIRED, "epochs between two decays"),
+               "gamma": gamma_option(0.1)}
 
     def lr_at(self, epoch):
         return self.base_lr * self.gamma ** (epoch // self.step_size)
 
 
-@register("multistep")
+@SCHEDULES.register("multistep")
 class MultiStep(Schedule):
     """Multiply by ``gamma`` at each milestone epoch (MultiStepLR)::
 
         γ_e = γ0 · gamma^(number of milestones ≤ e)
     """
 
-    options = {"milestones": epoch_list, "gamma": positive_number}
-    defaults = {"gamma": 0.1}
+    options = {"milestones": Option("ints", REQUIRED, "the epochs at which to decay", minimum=0,
+                                    words="a list of epoch numbers (whole numbers >= 0)"),
+               "gamma": gamma_option(0.1)}
+
+    def __init__(self, base_lr, epochs, **given):
+        super().__init__(base_lr, epochs, **given)
+        self.milestones = sorted(self.milestones)
 
     def lr_at(self, epoch):
         passed = bisect.bisect_right(self.milestones, epoch)
         return self.base_lr * self.gamma**passed
 
 
-@register("exponential")
+@SCHEDULES.register("exponential")
 class Exponential(Schedule):
     """Multiply by ``gamma`` every epoch (ExponentialLR)::
 
         γ_e = γ0 · gamma^e
     """
 
-    options = {"gamma": positive_number}
+    options = {"gamma": gamma_option(REQUIRED, "factor γ applied every epoch")}
 
     def lr_at(self, epoch):
         return self.base_lr * self.gamma**epoch
 
 
-@register("cosine")
+@SCHEDULES.register("cosine")
 class Cosine(Schedule):
     """Half a cosine from ``γ0`` down to ``eta_min`` over ``T_max`` epochs (CosineAnnealingLR)::
 
@@ -157,8 +131,9 @@ class Cosine(Schedule):
     back up, as PyTorch's does.
     """
 
-    options = {"T_max": positive_int, "eta_min": non_negative_number}
-    defaults = {"T_max": None, "eta_min": 0.0}
+    options = {"T_max": epochs_option(None, "epochs of the half cosine (null: train.epochs)"),
+               "eta_min": Option("float", 0.0, "the lowest rate", minimum=0.0,
+                                 words="a finite number >= 0")}
 
     def __init__(self, base_lr, epochs, **given):
         super().__init__(base_lr, epochs, **given)
@@ -178,11 +153,10 @@ class Cosine(Schedule):
 def make_schedule(config: dict | None, base_lr: float, epochs: int) -> Schedule:
     """Build a schedule from a config such as ``{"type": "step", "step_size": 10}``.
 
-    ``None`` gives a constant rate.  Mistakes raise :class:`ModelError` with ``.key`` naming
-    the offending config key.
+    ``None`` gives a constant rate.  Mistakes raise an :class:`~minigraph.options.OptionError`
+    whose ``.key`` names the offending config key (the caller locates it).
     """
     if config is None:
         return Constant(base_lr, epochs)
-    cls, options = split_type("schedule", config, SCHEDULES)
-    cls.check_names(options)
+    cls, options = SCHEDULES.typed(config)
     return cls(base_lr, epochs, **options)
