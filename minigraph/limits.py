@@ -21,7 +21,6 @@ MAX_ELEMENTS = 1 << 28                # numbers in one tensor (1 GiB as float32)
 MAX_EXAMPLE_ELEMENTS = 1 << 24        # numbers per example of a tensor with a batch dimension
                                       # (64 MiB as float32; a batch multiplies it)
 MAX_DATA_BYTES = 8 << 30              # bytes of one array read from a data or checkpoint file
-MAX_SEED = (1 << 63) - 1              # a random seed: 0 ... 2**63 - 1 (what NumPy and PyTorch take)
 MAX_EPOCHS = 1_000_000_000            # epochs of one run
 
 # The data section (minigraph/data/)

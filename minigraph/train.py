@@ -82,7 +82,7 @@ class TrainConfig:
 
 
 def check_seed(seed, where="seed"):
-    """A seed is a whole number in 0 ... 2**63 - 1 (NumPy refuses negative ones)."""
+    """A seed is a whole number in 0 ... 2**64 - 1 (NumPy refuses negative ones)."""
     return TRAIN_OPTIONS["seed"].check("seed", seed, where)
 
 
