@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 
-from ..engine import Step
+from ..engine.plan import Step
 from ..errors import MinigraphError
 from .context import KernelContext
 from .conv_nhwc import Conv2DChannelsLast
