@@ -22,6 +22,9 @@ class Executor:
     ``rewrites`` come from the caller: each ``rewrite(graph, steps, keep, wanted)`` returns new
     steps (the training plan hands in :mod:`minigraph.kernels`' fusions and faster op
     implementations).  Without them every step is one node's plain op.
+
+    The plan is made by :func:`.plan.make_plan`; ``forward`` and ``backward`` are the two
+    loops of :mod:`.run`, and the feed checks are a :class:`.feeds.FeedChecker`'s.
     """
 
     def __init__(self, graph: Graph, backend: Backend | None = None, dtype: str = "float32",
