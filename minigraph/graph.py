@@ -18,7 +18,7 @@ import numpy as np
 
 from . import limits
 from .errors import ModelError, did_you_mean, known
-from .init import InitError, check_init
+from .initializers import InitError, check_init
 from .ops import REGISTRY, Op
 from .ops.base import AttrError, ShapeError, fmt_shape
 from .ops.layers import LAYERS

@@ -51,7 +51,7 @@ class InputSpec:
 
 @dataclass
 class ParamSpec:
-    """A trainable tensor with its initializer (checked by :mod:`minigraph.init`)."""
+    """A trainable tensor with its initializer (checked by :mod:`minigraph.initializers`)."""
 
     name: str
     shape: list

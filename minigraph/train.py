@@ -10,6 +10,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
 
@@ -230,55 +231,238 @@ def _targets_of(graph: Graph) -> list:
     return [t for t in graph.inputs if t in ancestors(graph.loss) and t not in feeds_output]
 
 
+class NonFiniteLoss(RunError):
+    """The loss of a training step became NaN or inf; no param had changed yet.
+
+    :meth:`Trainer.train_step` raises it naming the node that first produced the bad value,
+    and :meth:`Trainer.fit` raises it again with the epoch and step (counted from 0) added.
+    """
+
+    def __init__(self, loss: float, node=None, epoch: int | None = None,
+                 step: int | None = None):
+        self.loss, self.node, self.epoch, self.step = loss, node, epoch, step
+        where = f"; first produced by node '{node.name}' ({node.op_name})" \
+            if node is not None else ""
+        message = f"the loss became {loss}{where}"
+        if epoch is not None:
+            message += f" at epoch {epoch + 1}, step {step + 1}. Try a smaller learning rate."
+        super().__init__(message)
+
+    def at(self, epoch: int, step: int) -> NonFiniteLoss:
+        """The same error, saying where in training it happened."""
+        return NonFiniteLoss(self.loss, self.node, epoch, step)
+
+
+class EpochCallback(Protocol):
+    """What :meth:`Trainer.fit` calls after each epoch (a plain ``f(record)`` serves too)."""
+
+    def on_epoch_end(self, record: dict) -> None:
+        """``record``: ``{"epoch", "loss", <metric>, "test_loss", ..., "lr", "seconds"}``."""
+
+
+def epoch_callbacks(callbacks) -> list:
+    """``fit``'s callbacks as a list of functions of the epoch record.
+
+    ``callbacks`` is None, one callback or a list of them; a callback is an object with
+    ``on_epoch_end(record)`` (:class:`EpochCallback`) or a plain callable ``f(record)``.
+    """
+    if callbacks is None:
+        return []
+    if callable(callbacks) or hasattr(callbacks, "on_epoch_end"):
+        callbacks = [callbacks]
+    out = []
+    for callback in callbacks:
+        function = getattr(callback, "on_epoch_end", callback)
+        if not callable(function):
+            raise TypeError(f"an epoch callback has on_epoch_end(record) or is a function of "
+                            f"the record, got {short(callback)}")
+        out.append(function)
+    return out
+
+
+def check_data(graph: Graph, config: TrainConfig, data: DataSplits) -> None:
+    """Refuse, with located errors, data that training could not use: no training data for a
+    model with inputs, a split without values for an input, or no whole batch to train on."""
+    if data.train is None and graph.inputs:
+        raise DataError(f"model '{graph.name}' has nothing to train on: add a data.train "
+                        "section")
+    for split, arrays in (("train", data.train), ("test", data.test)):
+        missing = [t for t in graph.inputs if arrays is not None and t not in arrays]
+        if missing:
+            raise DataError(f"the {split} data has no values for input"
+                            f"{'s' if len(missing) > 1 else ''} "
+                            f"{', '.join(repr(m) for m in missing)} (it gives: "
+                            f"{', '.join(arrays) or 'nothing'})",
+                            graph.spec.at("data", split))
+    n = num_examples(data.train or {})
+    if config.drop_last and config.batch_size and config.batch_size > n:
+        raise DataError(f"batch_size {config.batch_size} with drop_last leaves no batch of "
+                        f"the {n} training examples", graph.spec.at("train", "batch_size"))
+
+
+def metric_values(config: TrainConfig, preds, target) -> dict:
+    """Each metric of ``config.metrics`` for ``preds`` against ``target`` (host arrays)."""
+    out = {}
+    for name in config.metrics:
+        if name == "accuracy":
+            out[name] = METRICS[name](preds, target, config.threshold)
+        else:
+            out[name] = METRICS[name](preds, target)
+    return out
+
+
+def stop_reached(stop_at: dict | None, record: dict) -> bool:
+    """Whether an epoch's record meets every goal of ``train.stop_at`` (a loss at most its
+    goal, a metric at least its goal)."""
+    if not stop_at:
+        return False
+    for key, value in stop_at.items():
+        got = record.get(key)
+        if got is None or (got > value if key == "loss" else got < value):
+            return False
+    return True
+
+
+class TrainingState:
+    """What a checkpoint holds -- params, optimizer state, epoch, RNG state -- and a copy of
+    it taken at the last epoch boundary, to go back to when an epoch is interrupted.
+
+    ``params``, ``optimizer`` and ``rng`` are the trainer's own objects, changed in place.
+    """
+
+    def __init__(self, params, optimizer, rng, backend, dtype: str, model_name: str):
+        self.params = params
+        self.optimizer = optimizer
+        self.rng = rng
+        self.backend = backend
+        self.dtype = dtype
+        self.model_name = model_name
+        self.epoch = 0
+        self.boundary = None  # the state at the last epoch boundary, see rollback()
+        self.mid_epoch = False  # whether the live state has moved past that boundary
+
+    def snapshot(self) -> tuple:
+        """A copy of the whole training state: (epoch, params, optimizer state, RNG state)."""
+        packed = isinstance(self.params, PackedParams) and self.params.intact()
+        params = self.params.flat.copy() if packed else {k: v.copy()
+                                                         for k, v in self.params.items()}
+        return (self.epoch, params, self.optimizer.state_dict(),
+                self.rng.bit_generator.state)
+
+    def mark_boundary(self) -> None:
+        """Take the live state as the new epoch boundary."""
+        self.mid_epoch = True  # until the copy is whole, an interrupt goes back to the last
+        self.boundary = self.snapshot()
+        self.mid_epoch = False
+
+    def rollback(self) -> bool:
+        """Return to the state at the start of the epoch that was interrupted, if any.
+
+        ``fit`` keeps a copy of the state at each epoch boundary (params, optimizer state
+        with its step counts, epoch, RNG state); Ctrl-C in the middle of an epoch rolls back
+        to it, so :meth:`checkpoint` then holds exactly what an uninterrupted run had at that
+        boundary.  Ctrl-C is held back meanwhile; calling it again is harmless.
+        """
+        if not self.mid_epoch or self.boundary is None:
+            return False
+        with defer_sigint(reraise=False):
+            epoch, params, optim, rng_state = self.boundary
+            if not isinstance(params, dict):  # a copy of the packed params' flat array
+                self.params.flat[...] = params
+            else:
+                for name, value in params.items():
+                    self.params[name][...] = value
+            self.optimizer.load_state_dict(optim)
+            self.rng.bit_generator.state = rng_state
+            self.epoch = epoch
+            self.mid_epoch = False
+        return True
+
+    def check_checkpoint(self, ckpt: Checkpoint) -> None:
+        """Refuse a checkpoint whose params do not fit the model's (names, shapes, dtypes)."""
+        for name, value in ckpt.params.items():
+            if name not in self.params:
+                raise DataError(f"checkpoint has param '{name}', which model "
+                                f"'{self.model_name}' does not have"
+                                f"{did_you_mean(name, self.params)}")
+            if tuple(value.shape) != tuple(self.params[name].shape):
+                raise DataError(f"checkpoint param '{name}' has shape {tuple(value.shape)}, "
+                                f"the model's is {tuple(self.params[name].shape)}")
+            if value.dtype.kind not in "iuf":
+                raise DataError(f"checkpoint param '{name}' holds {value.dtype}, expected "
+                                "real numbers")
+
+    def restore(self, ckpt: Checkpoint) -> None:
+        """Continue from a checkpoint: params, and when present optimizer, epoch and RNG.
+
+        Names and shapes are checked before anything changes, so a refused checkpoint leaves
+        the state as it was.
+        """
+        self.check_checkpoint(ckpt)
+        for name, value in ckpt.params.items():
+            self.params[name][...] = self.backend.asarray(value, dtype=self.dtype)
+        if ckpt.optimizer:
+            self.optimizer.load_state_dict({k: self.backend.asarray(v)
+                                            for k, v in ckpt.optimizer.items()})
+        if ckpt.epoch is not None:
+            self.epoch = int(ckpt.epoch)
+        if ckpt.rng_state is not None:
+            self.rng.bit_generator.state = ckpt.rng_state
+        self.boundary, self.mid_epoch = None, False
+
+    def checkpoint(self) -> Checkpoint:
+        """The training state at the last epoch boundary (after an interrupt: rolled back)."""
+        self.rollback()
+        return Checkpoint(dict(self.params), self.optimizer.state_dict(), self.epoch,
+                          self.rng.bit_generator.state, self.model_name)
+
+
 class Trainer:
-    """Trains a graph's params on data with the configured optimizer and schedule."""
+    """Trains a graph's params on data with the configured optimizer and schedule.
+
+    Its parts: the training plan (:meth:`_build_plan`), the data on the device
+    (:meth:`_move_data`), the state a checkpoint holds (:class:`TrainingState`), one update
+    (:meth:`train_step`), one epoch (:meth:`train_epoch`), the loop (:meth:`fit`), and
+    evaluation (:meth:`evaluate`, :meth:`predict`).
+    """
 
     def __init__(self, graph: Graph, config: TrainConfig, data: DataSplits, *,
                  backend=None, checkpoint: Checkpoint | None = None, use_kernels=None):
         require_loss(graph)
-        if data.train is None and graph.inputs:
-            raise DataError(f"model '{graph.name}' has nothing to train on: add a data.train "
-                            "section")
-        for split, arrays in (("train", data.train), ("test", data.test)):
-            missing = [t for t in graph.inputs if arrays is not None and t not in arrays]
-            if missing:
-                raise DataError(f"the {split} data has no values for input"
-                                f"{'s' if len(missing) > 1 else ''} "
-                                f"{', '.join(repr(m) for m in missing)} (it gives: "
-                                f"{', '.join(arrays) or 'nothing'})",
-                                graph.spec.at("data", split))
-        n = num_examples(data.train or {})
-        if config.drop_last and config.batch_size and config.batch_size > n:
-            raise DataError(f"batch_size {config.batch_size} with drop_last leaves no batch of "
-                            f"the {n} training examples", graph.spec.at("train", "batch_size"))
+        check_data(graph, config, data)
         self.graph = graph
         self.config = config
         self.optimizer, self.schedule = make_training(graph, config)  # before allocating
         self.backend = select(backend or config.backend)
-        # The training plan: the plain rules, or (by default) with the kernels' faster
-        # implementations of the same rules, one flat array behind all params and the
-        # optimizer's update on it in one go.
-        self.kernels = kernels.enabled(use_kernels)
-        self.executor = Executor(graph, self.backend,
-                                 rewrites=kernels.training_rewrites(self.kernels))
-        params = init_params(graph, config.seed, self.backend)
-        self.params = kernels.pack_params(params) if self.kernels else params
-        self.update = kernels.FlatUpdate(self.optimizer) if self.kernels else self.optimizer
+        self._build_plan(use_kernels)
         self.rng = np.random.default_rng([config.seed, 1])  # shuffling and dropout seeds
-        self.epoch = 0
-        self._boundary = None  # the state at the last epoch boundary, see rollback()
-        self._mid_epoch = False  # whether the live state has moved past that boundary
+        self.state = TrainingState(self.params, self.optimizer, self.rng, self.backend,
+                                   self.executor.dtype, graph.name)
         self.history = None  # the History of the last (or current) fit()
-        # moved to the device once; a model without inputs (only params) trains on no data.
-        # Every batch shape a run will see is checked now: passes trust their feeds.
-        self.train_data, _ = self.executor.check_feeds(data.train or {}, infer=False)
-        self.test_data = self.executor.check_feeds(data.test, infer=False)[0] \
-            if data.test else None
-        self._check_batches()
+        self._move_data(data)
         self.targets = _targets_of(graph)
         self.prediction = graph.outputs[0] if graph.outputs else None
         if checkpoint is not None:
             self.restore(checkpoint)
+
+    def _build_plan(self, use_kernels=None) -> None:
+        """The training plan: the plain rules, or (by default) with the kernels' faster
+        implementations of the same rules, one flat array behind all params and the
+        optimizer's update on it in one go."""
+        self.kernels = kernels.enabled(use_kernels)
+        self.executor = Executor(self.graph, self.backend,
+                                 rewrites=kernels.training_rewrites(self.kernels))
+        params = init_params(self.graph, self.config.seed, self.backend)
+        self.params = kernels.pack_params(params) if self.kernels else params
+        self.update = kernels.FlatUpdate(self.optimizer) if self.kernels else self.optimizer
+
+    def _move_data(self, data: DataSplits) -> None:
+        """Move the data to the device once, and check every batch shape a run will see now:
+        passes trust their feeds.  A model without inputs (only params) trains on no data."""
+        self.train_data, _ = self.executor.check_feeds(data.train or {}, infer=False)
+        self.test_data = self.executor.check_feeds(data.test, infer=False)[0] \
+            if data.test else None
+        self._check_batches()
 
     def _check_batches(self) -> None:
         """Infer the graph's shapes for every batch size that training, evaluation and the
@@ -294,7 +478,12 @@ class Trainer:
             check(self.test_data,
                   batch_sizes(num_examples(self.test_data), cfg.batch_size or 1000))
 
-    # -- state ------------------------------------------------------------------------------
+    # -- state (see TrainingState) ----------------------------------------------------------
+    @property
+    def epoch(self) -> int:
+        """The number of epochs trained so far."""
+        return self.state.epoch
+
     def restore(self, ckpt: Checkpoint) -> None:
         """Continue from a checkpoint: params, and when present optimizer, epoch and RNG.
 
@@ -302,77 +491,23 @@ class Trainer:
         the trainer as it was.  (:func:`load_checkpoint` with ``params=`` and ``optimizer=``
         checks the same, and more, before reading the file's data.)
         """
-        for name, value in ckpt.params.items():
-            if name not in self.params:
-                raise DataError(f"checkpoint has param '{name}', which model "
-                                f"'{self.graph.name}' does not have"
-                                f"{did_you_mean(name, self.params)}")
-            if tuple(value.shape) != tuple(self.params[name].shape):
-                raise DataError(f"checkpoint param '{name}' has shape {tuple(value.shape)}, "
-                                f"the model's is {tuple(self.params[name].shape)}")
-            if value.dtype.kind not in "iuf":
-                raise DataError(f"checkpoint param '{name}' holds {value.dtype}, expected "
-                                "real numbers")
-        for name, value in ckpt.params.items():
-            self.params[name][...] = self.backend.asarray(value, dtype=self.executor.dtype)
-        if ckpt.optimizer:
-            self.optimizer.load_state_dict({k: self.backend.asarray(v)
-                                            for k, v in ckpt.optimizer.items()})
-        if ckpt.epoch is not None:
-            self.epoch = int(ckpt.epoch)
-        if ckpt.rng_state is not None:
-            self.rng.bit_generator.state = ckpt.rng_state
-        self._boundary, self._mid_epoch = None, False
-
-    def _snapshot(self) -> tuple:
-        """A copy of the whole training state: (epoch, params, optimizer state, RNG state)."""
-        packed = isinstance(self.params, PackedParams) and self.params.intact()
-        params = self.params.flat.copy() if packed else {k: v.copy()
-                                                         for k, v in self.params.items()}
-        return (self.epoch, params, self.optimizer.state_dict(),
-                self.rng.bit_generator.state)
+        self.state.restore(ckpt)
 
     def rollback(self) -> bool:
-        """Return to the state at the start of the epoch that was interrupted, if any.
-
-        ``fit`` keeps a copy of the state at each epoch boundary (params, optimizer state
-        with its step counts, epoch, RNG state); Ctrl-C in the middle of an epoch rolls back
-        to it, so :meth:`checkpoint` then holds exactly what an uninterrupted run had at that
-        boundary.  Ctrl-C is held back meanwhile; calling it again is harmless.
-        """
-        if not self._mid_epoch or self._boundary is None:
-            return False
-        with defer_sigint(reraise=False):
-            epoch, params, optim, rng_state = self._boundary
-            if not isinstance(params, dict):  # a copy of the packed params' flat array
-                self.params.flat[...] = params
-            else:
-                for name, value in params.items():
-                    self.params[name][...] = value
-            self.optimizer.load_state_dict(optim)
-            self.rng.bit_generator.state = rng_state
-            self.epoch = epoch
-            self._mid_epoch = False
-        return True
+        """Return to the state at the last epoch boundary if an epoch was interrupted
+        (see :meth:`TrainingState.rollback`)."""
+        return self.state.rollback()
 
     def checkpoint(self) -> Checkpoint:
         """The training state at the last epoch boundary (after an interrupt: rolled back)."""
-        self.rollback()
-        return Checkpoint(dict(self.params), self.optimizer.state_dict(), self.epoch,
-                          self.rng.bit_generator.state, self.graph.name)
+        return self.state.checkpoint()
 
     # -- passes -----------------------------------------------------------------------------
     def _metrics(self, preds, targets) -> dict:
-        out = {}
+        """The configured metrics of ``preds`` against the target (host arrays by name)."""
         if not self.targets or preds is None:
-            return out
-        target = targets[self.targets[0]]
-        for name in self.config.metrics:
-            if name == "accuracy":
-                out[name] = METRICS[name](preds, target, self.config.threshold)
-            else:
-                out[name] = METRICS[name](preds, target)
-        return out
+            return {}
+        return metric_values(self.config, preds, targets[self.targets[0]])
 
     def evaluate(self, arrays: dict, batch_size: int | None = None) -> dict:
         """Loss and metrics on ``arrays`` (already on the device), in eval mode."""
@@ -396,85 +531,79 @@ class Trainer:
         run = self.executor.forward(self.params, feeds, checked=True)
         return {t: to_numpy(run.values[t]) for t in self.graph.outputs}
 
-    def _stop(self, record) -> bool:
-        if not self.config.stop_at:
-            return False
-        for key, value in self.config.stop_at.items():
-            got = record.get(key)
-            if got is None or (got > value if key == "loss" else got < value):
-                return False
-        return True
-
+    # -- training ---------------------------------------------------------------------------
     def train_step(self, batch: dict, rng=None):
         """One update on one batch (already on the device): forward, backward, optimizer step.
 
-        Returns ``(loss, pass)``; a non-finite loss raises FloatingPointError naming the node
-        that first produced NaN or inf, before any param changes.
+        Returns ``(loss, pass)``; a non-finite loss raises :class:`NonFiniteLoss` naming the
+        node that first produced NaN or inf, before any param changes.
         """
         run = self.executor.forward(self.params, batch, training=True, rng=rng, checked=True,
                                     keep_values=False)
         loss = scalar(run.values[self.graph.loss])
         if not math.isfinite(loss):
-            node = self.executor.locate_nonfinite(self.params, batch, rng)
-            where = f"; first produced by node '{node.name}' ({node.op_name})" \
-                if node is not None else ""
-            raise FloatingPointError(f"the loss became {loss}{where}")
+            raise NonFiniteLoss(loss, self.executor.locate_nonfinite(self.params, batch, rng))
         grads = self.executor.backward(run, keep_all=False)
         run.grads = {}  # the update may overwrite them: they are the plan's temporaries
         self.update.step(self.params, grads)
         return loss, run
 
-    def fit(self, callback=None) -> History:
-        """Train from ``self.epoch`` to ``config.epochs``; ``callback(record)`` each epoch.
+    def train_epoch(self) -> dict:
+        """One pass over the shuffled training data, one :meth:`train_step` per batch; the
+        state then is a new epoch boundary.  Returns the epoch's record: ``{"epoch", "loss",
+        <metric>, "test_loss", "test_<metric>", ..., "lr", "seconds"}``."""
+        cfg, state = self.config, self.state
+        state.mid_epoch = True  # the state now moves away from its last boundary
+        epoch, start = state.epoch, time.perf_counter()
+        self.optimizer.lr = self.schedule.lr_at(epoch)
+        dropout_rng = self.backend.xp.random.default_rng(int(self.rng.integers(2 ** 63)))
+        total, count, preds, targets = 0.0, 0, [], {t: [] for t in self.targets}
+        for step, batch in enumerate(iterate_batches(
+                self.train_data, cfg.batch_size, shuffle=cfg.shuffle, rng=self.rng,
+                drop_last=cfg.drop_last)):
+            try:
+                loss, run = self.train_step(batch, dropout_rng)
+            except NonFiniteLoss as exc:
+                raise exc.at(epoch, step) from None
+            n = max(num_examples(batch), 1)  # a model without inputs: one "example"
+            total += loss * n
+            count += n
+            if cfg.metrics and self.prediction:
+                preds.append(to_numpy(run.values[self.prediction]))
+                for t in self.targets:
+                    targets[t].append(to_numpy(batch[t]))
+        state.epoch += 1
+        state.mark_boundary()  # a new boundary: the epoch is complete
+        record = {"epoch": state.epoch, "loss": total / max(count, 1)}
+        if preds:
+            record.update(self._metrics(np.concatenate(preds),
+                                        {t: np.concatenate(v) for t, v in targets.items()}))
+        if self.test_data is not None:
+            for key, value in self.evaluate(self.test_data).items():
+                record[f"test_{key}"] = value
+        record["lr"] = self.optimizer.lr
+        record["seconds"] = time.perf_counter() - start
+        return record
+
+    def fit(self, callbacks=None) -> History:
+        """Train from ``self.epoch`` to ``config.epochs``, one :meth:`train_epoch` at a time;
+        after each, every callback's ``on_epoch_end(record)`` (or ``callback(record)``) runs
+        (see :func:`epoch_callbacks`).
 
         Ctrl-C ends the loop cleanly with ``history.interrupted`` set: the state goes back to
         the last epoch boundary (see :meth:`rollback`), so the caller may save it and a run
         resumed from that checkpoint ends bit for bit where an uninterrupted one does.
         """
-        cfg = self.config
-        xp = self.backend.xp
+        notify = epoch_callbacks(callbacks)
         history = self.history = History()
         try:
-            self._mid_epoch = True  # until the first boundary is taken (nothing changes)
-            self._boundary = self._snapshot()
-            self._mid_epoch = False
-            while self.epoch < cfg.epochs:
-                self._mid_epoch = True  # the state now moves away from self._boundary
-                epoch, start = self.epoch, time.perf_counter()
-                self.optimizer.lr = self.schedule.lr_at(epoch)
-                dropout_rng = xp.random.default_rng(int(self.rng.integers(2 ** 63)))
-                total, count, preds, targets = 0.0, 0, [], {t: [] for t in self.targets}
-                for step, batch in enumerate(iterate_batches(
-                        self.train_data, cfg.batch_size, shuffle=cfg.shuffle, rng=self.rng,
-                        drop_last=cfg.drop_last)):
-                    try:
-                        loss, run = self.train_step(batch, dropout_rng)
-                    except FloatingPointError as exc:
-                        raise RunError(f"{exc} at epoch {epoch + 1}, step {step + 1}. "
-                                       "Try a smaller learning rate.") from None
-                    n = max(num_examples(batch), 1)  # a model without inputs: one "example"
-                    total += loss * n
-                    count += n
-                    if cfg.metrics and self.prediction:
-                        preds.append(to_numpy(run.values[self.prediction]))
-                        for t in self.targets:
-                            targets[t].append(to_numpy(batch[t]))
-                self.epoch += 1
-                self._boundary = self._snapshot()  # a new boundary: the epoch is complete
-                self._mid_epoch = False
-                record = {"epoch": self.epoch, "loss": total / max(count, 1)}
-                if preds:
-                    record.update(self._metrics(np.concatenate(preds),
-                                                {t: np.concatenate(v) for t, v in targets.items()}))
-                if self.test_data is not None:
-                    for key, value in self.evaluate(self.test_data).items():
-                        record[f"test_{key}"] = value
-                record["lr"] = self.optimizer.lr
-                record["seconds"] = time.perf_counter() - start
+            self.state.mark_boundary()  # the first boundary (nothing changes)
+            while self.state.epoch < self.config.epochs:
+                record = self.train_epoch()
                 history.records.append(record)
-                if callback is not None:
-                    callback(record)
-                if self._stop(record):
+                for on_epoch_end in notify:
+                    on_epoch_end(record)
+                if stop_reached(self.config.stop_at, record):
                     history.stopped_early = True
                     break
         except KeyboardInterrupt:

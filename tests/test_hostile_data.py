@@ -414,6 +414,6 @@ def test_bound_shapes_are_cached_and_checked_passes_skip_them(tmp_path):
     path.write_text(yaml.safe_dump(model({"train": XOR}), sort_keys=False))
     m = mg.load(path)
     m.forward()
-    assert list(m.executor._bound) == [(("batch", 4),)]
+    assert list(m.executor.feeds._bound) == [(("batch", 4),)]
     shapes = m.executor.check_sizes({"batch": 4})
     assert shapes["y"] == (4, 1) and m.executor.check_sizes({"batch": 4}) is shapes

@@ -24,7 +24,7 @@ from __future__ import annotations
 import functools
 import os
 
-from ..engine import Step
+from ..engine.plan import Step
 from ..errors import MinigraphError
 from .context import KernelContext
 from .conv_nhwc import Conv2DChannelsLast

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from ..engine import Step
+from ..engine.plan import Step
 from .fused import (ACTIVATIONS, ConvReLUPool, FlattenLinear, LinearAct, LinearFused,
                     LogSoftmaxNLL, SigmoidBCE)
 
