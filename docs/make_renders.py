@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import minigraph as mg
-from minigraph.render import draw
+from minigraph.api import draw
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 from ..backend import get_array_module  # noqa: F401  (ops import it from here)
 from ..errors import did_you_mean, known
 from ..limits import short
+from ..text import fmt_shape  # noqa: F401  (ops import it from here)
 
 REQUIRED = object()  # marker: an attribute without default must be given
 _LARGEST = 1e30  # no attribute (a slope, a stride, a size) needs a number beyond this
@@ -252,11 +253,6 @@ def broadcast_shapes(*shapes):
                                  + " do not broadcast")
         out.append(result)
     return tuple(out)
-
-
-def fmt_shape(shape) -> str:
-    """``(batch, 784)``-style text for a shape."""
-    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
 def norm_axis(axis, ndim):
