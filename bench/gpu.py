@@ -29,7 +29,7 @@ from minigraph_impl import CNN_FILE, MLP  # noqa: E402
 
 from minigraph.backend import _import_cupy, to_numpy  # noqa: E402
 from minigraph.data import DataSplits  # noqa: E402
-from minigraph.model import load_graph  # noqa: E402
+from minigraph.api import load_graph  # noqa: E402
 from minigraph.train import Trainer, train_config  # noqa: E402
 
 

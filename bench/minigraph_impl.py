@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from minigraph.data import DataSplits
-from minigraph.model import load_graph
+from minigraph.api import load_graph
 from minigraph.train import Trainer, train_config
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -1,1 +1,14 @@
-"""The click command line (installed as ``minigraph.cli``)."""
+"""The ``minigraph`` command line (installed as ``minigraph.cli``).
+
+``main.py``: the group, its error handling and the shared options; ``commands.py``: run,
+eval, check, summary, ops; ``render_cmds.py``: render, plot; ``text.py``: results as text;
+``progress.py``: the progress bar.  Importing the package adds the commands to the group.
+"""
+from .commands import check, eval_, ops, run, summary
+from .main import main
+from .render_cmds import plot, render
+
+for _command in (check, summary, ops, run, eval_, render, plot):
+    main.add_command(_command)
+
+__all__ = ["main"]

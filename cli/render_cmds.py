@@ -1,8 +1,7 @@
 """``minigraph render`` and ``minigraph plot``: pictures of a model, its run and its training.
 
-Added to the group in :mod:`minigraph.cli.main` with ``main.add_command(render)`` and
-``main.add_command(plot)``.  Like every command, each parses, calls one API function and
-prints; mistakes are :class:`MinigraphError` (one line, exit 2).
+Added to the group in ``cli/__init__.py``.  Like every command, each parses, calls one API
+function and prints; mistakes are :class:`MinigraphError` (one line, exit 2).
 """
 from __future__ import annotations
 
@@ -11,8 +10,9 @@ from pathlib import Path
 import click
 
 from minigraph.errors import MinigraphError
+from minigraph.render.picture import FORMATS, picture_format
 
-FORMATS = ("svg", "png", "pdf", "dot")
+from .main import data_dir_option, model_arg
 
 
 def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
@@ -20,20 +20,16 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
     if out is None:
         fmt = fmt or "svg"
         return Path(Path(model).stem + "." + fmt), fmt
-    path = Path(out)
-    suffix = path.suffix.lstrip(".").lower()
     if fmt is None:
-        if suffix == "gv":
-            suffix = "dot"
-        if suffix not in FORMATS:
+        fmt = picture_format(out, default="")
+        if fmt is None:
             raise MinigraphError(f"cannot tell the picture format from '{out}': end it with "
                                  f".svg, .png, .pdf or .dot, or pass --format")
-        fmt = suffix
-    return path, fmt
+    return Path(out), fmt
 
 
 @click.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@model_arg
 @click.option("--values", is_flag=True,
               help="Run one forward pass on the first training batch and show every value.")
 @click.option("--grads", is_flag=True,
@@ -47,7 +43,7 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
               help="Picture format (default: from the output file's suffix).")
 @click.option("--rankdir", type=click.Choice(["LR", "TB"], case_sensitive=False), default="LR",
               show_default=True, help="Left-to-right or top-to-bottom.")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where data sets live.")
+@data_dir_option
 @click.option("--vanishing", type=click.FloatRange(min=0, min_open=True), default=1e-7,
               show_default=True, help="Gradients below this are drawn as vanishing.")
 @click.option("--exploding", type=click.FloatRange(min=0, min_open=True), default=1e3,
@@ -64,7 +60,7 @@ def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing,
       minigraph render models/xor.yaml --grads -o xor.svg
       minigraph render models/circles.yaml --grads --params circles.npz -o circles.png
     """
-    from minigraph.render import draw
+    from minigraph.api import draw
 
     path, fmt = _picture_path(model, out, fmt)
     picture = draw(model, values=values or grads or bool(params), grads=grads, params=params,
@@ -105,13 +101,13 @@ def curves(log, out):
 
 
 @plot.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@model_arg
 @click.option("--params", "params", type=click.Path(dir_okay=False),
               help="Trained params (.npz); without them the model is trained first.")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
               help="Output image (default: NAME_boundary.png).")
 @click.option("--score", help="The output to draw (default: the model's first output).")
-@click.option("--data-dir", type=click.Path(file_okay=False), help="Where data sets live.")
+@data_dir_option
 def boundary(model, params, out, score, data_dir):
     """The decision boundary of a 2-input classifier, over its training data.
 
@@ -129,7 +125,7 @@ def boundary(model, params, out, score, data_dir):
 
 
 @plot.command()
-@click.argument("model", type=click.Path(dir_okay=False))
+@model_arg
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
               help="Output image (default: NAME_race.png).")
 @click.option("--optimizers",

@@ -16,7 +16,7 @@ import sys
 from pathlib import Path
 
 import minigraph as mg
-from minigraph.render import draw
+from minigraph.api import draw
 
 ROOT = Path(__file__).resolve().parent.parent
 MODELS = ROOT / "models"
@@ -64,7 +64,7 @@ def make_plots(out_dir: Path) -> list:
     import tempfile
 
     from minigraph.plots import plot_decision_boundary, plot_log, plot_optimizer_race
-    from minigraph.train import run_model
+    from minigraph.api import run_model
 
     out_dir.mkdir(parents=True, exist_ok=True)
     made = []

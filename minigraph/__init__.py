@@ -4,20 +4,20 @@ A model is a YAML or JSON file of ops (nodes) wired by named tensors (edges).  T
 
 * ``load(path_or_dict)`` -> :class:`Model` (``forward``, ``backward``, ``value``, ``grad``)
 * ``load_graph(source)`` -> :class:`Graph` (checked, shapes inferred, scheduled)
+* ``draw(model_or_graph_or_path, grads=True)`` -> a picture with values and gradients
 * ``GraphBuilder`` to build a model in Python and save it as a file
 * ``register_op`` / ``register`` + ``Op`` to add ops
 * ``check_gradients`` for numerical gradient checks
 """
+from .api import Model, draw, load, load_graph, save_model
 from .backend import get_array_module, select as select_backend
 from .builder import GraphBuilder
 from .engine import Executor, Pass, init_params
 from .errors import DataError, MinigraphError, ModelError, RunError
 from .gradcheck import check_gradients
 from .graph import Graph, build_graph
-from .model import Model, load, load_graph, save_model
 from .ops import REGISTRY, Attr, Op, get_op, register
 from .ops.custom import register_op
-from .render import draw
 from .spec import dump_json, dump_yaml
 
 __version__ = "0.1.0"

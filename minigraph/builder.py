@@ -9,6 +9,7 @@
 """
 from __future__ import annotations
 
+from .api import save_model
 from .graph import build_graph
 from .ops import REGISTRY
 from .ops.layers import LAYERS
@@ -88,7 +89,5 @@ class GraphBuilder:
         return dump_yaml(self.to_dict())
 
     def save(self, path) -> None:
-        from .model import save_model
-
         self.build()  # refuse to write a model that would not load
         save_model(self.to_dict(), path)

@@ -113,12 +113,6 @@ class Graph:
         """The model file's data (layer ops unexpanded): file -> graph -> file is identity."""
         return self.spec.to_dict()
 
-    def _repr_mimebundle_(self, include=None, exclude=None):
-        """Jupyter shows a graph as its picture."""
-        from .render import draw
-
-        return draw(self)._repr_mimebundle_(include, exclude)
-
     def param_count(self) -> int:
         return sum(math.prod(p.shape) for p in self.params.values())
 

@@ -3,8 +3,8 @@
 matplotlib is an optional extra (``pip install 'minigraph[plot]'``), imported only inside these
 functions.  Each function saves its figure to ``out`` and returns the path, or returns the
 matplotlib ``Figure`` when ``out`` is None (for notebooks).  The numbers come from minigraph's
-own API: the ``--log`` file of ``minigraph run``, :class:`~minigraph.model.Model` passes and
-:class:`~minigraph.train.Trainer` runs.
+own API: the ``--log`` file of ``minigraph run``, :class:`~minigraph.api.Model` passes and
+:func:`~minigraph.api.run_model` runs (the one way these plots train).
 """
 from __future__ import annotations
 
@@ -14,7 +14,12 @@ from pathlib import Path
 
 import numpy as np
 
+from .api import Callback, Model, load_graph, load_splits, run_model
+from .backend import to_numpy
+from .checkpoint import load_checkpoint
+from .engine import init_params
 from .errors import MinigraphError, RunError
+from .train import train_config
 
 MISSING = "matplotlib is not installed: pip install 'minigraph[plot]'"
 NOT_METRICS = ("epoch", "lr", "seconds")
@@ -130,11 +135,6 @@ def plot_log(log_path, out=None, *, title: str | None = None):
 
 def _trained_params(graph, params, data_dir) -> dict:
     """Params by name: from a checkpoint, else trained now (or initial, with no train section)."""
-    from .backend import to_numpy
-    from .checkpoint import load_checkpoint
-    from .engine import init_params
-    from .train import run_model
-
     if params is not None:
         return load_checkpoint(params).params if isinstance(params, (str, Path)) else params
     if graph.spec.train is None:
@@ -179,10 +179,6 @@ def plot_decision_boundary(model_path, params=None, out=None, *, data_dir=None,
     column is read as a score with threshold ``train.threshold``, else 0 for -1/+1 targets
     and 0.5 otherwise; several columns as class scores (argmax).
     """
-    from .model import Model, load_graph
-    from .model import load_splits
-    from .train import train_config
-
     _require_matplotlib()
     graph = load_graph(model_path)
     if not graph.outputs:
@@ -290,41 +286,47 @@ def race_paths(model_path, optimizers=None, *, epochs: int | None = None,
     (its label ends in "diverged").  Without an ``lr`` (in the item, as ``"name:lr"``, or
     the ``lr`` argument) each optimizer uses its own default learning rate.
     """
-    from .backend import to_numpy
-    from .model import load_graph
-    from .model import load_splits
-    from .train import Trainer, train_config
-
     graph = load_graph(model_path)
     sizes = {name: int(np.prod(p.shape)) for name, p in graph.params.items()}
     if sum(sizes.values()) != 2:
         raise MinigraphError(f"an optimizer race needs a model with exactly two parameter "
                              f"values (a point in the plane); '{graph.name}' has "
                              f"{sum(sizes.values())} ({', '.join(sizes) or 'none'})")
-    splits = load_splits(graph)
+    load_splits(graph)  # the data's mistakes first, before any optimizer runs
     paths = {}
     for config in _race_configs(optimizers, lr):
-        cfg = train_config(graph, {"epochs": epochs})
-        cfg.optimizer = config
-        cfg.stop_at = None
-        trainer = Trainer(graph, cfg, splits)
-
-        def point():
-            return np.concatenate([np.ravel(to_numpy(trainer.params[n])) for n in sizes])
-
-        path = [point()]
+        path = _PathRecorder(sizes)
         label = config["type"] + (f" (lr {config['lr']:g})" if "lr" in config else "")
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is a result here
-                trainer.fit(lambda record: path.append(point()))
+                # every optimizer runs its full epochs: an empty stop_at never stops early
+                run_model(graph, epochs=epochs, callback=path,
+                          train={"optimizer": dict(config), "stop_at": {}})
         except RunError:
             label += ", diverged"
-        path = np.array(path, dtype=np.float64)
-        if not np.isfinite(path).all():
-            path = path[:np.argmin(np.isfinite(path).all(axis=1))]
+        points = np.array(path.points, dtype=np.float64)
+        if not np.isfinite(points).all():
+            points = points[:np.argmin(np.isfinite(points).all(axis=1))]
             label += "" if "diverged" in label else ", diverged"
-        paths[label] = path
+        paths[label] = points
     return paths
+
+
+class _PathRecorder(Callback):
+    """The two parameter values before training and after every epoch."""
+
+    def __init__(self, sizes: dict):
+        self.sizes, self.trainer, self.points = sizes, None, []
+
+    def _point(self):
+        return np.concatenate([np.ravel(to_numpy(self.trainer.params[n])) for n in self.sizes])
+
+    def on_train_begin(self, total, start=0, log_every=None, trainer=None):
+        self.trainer = trainer
+        self.points.append(self._point())
+
+    def on_epoch_end(self, record):
+        self.points.append(self._point())
 
 
 def plot_optimizer_race(model_path, out=None, optimizers=None, *, epochs: int | None = None,
@@ -332,11 +334,9 @@ def plot_optimizer_race(model_path, out=None, optimizers=None, *, epochs: int | 
     """The paths of several optimizers over the contour lines of a 2-parameter loss.
 
     ``optimizers``: names (``"adam"``), ``"name:lr"`` strings or config dicts; default all
-    nine.  The loss surface is evaluated with :class:`~minigraph.model.Model` on the
+    nine.  The loss surface is evaluated with :class:`~minigraph.api.Model` on the
     model's training data at every point of a grid around the paths.
     """
-    from .model import Model, load_graph
-
     _require_matplotlib()
     graph = load_graph(model_path)
     paths = race_paths(graph, optimizers, epochs=epochs, lr=lr)
@@ -411,8 +411,6 @@ def _split_point(point, names, shapes) -> dict:
 
 def _race_feeds(graph) -> dict:
     """The whole training set as one batch (the race trains full batch on tiny data)."""
-    from .model import load_splits
-
     if not graph.inputs:
         return {}
     splits = load_splits(graph)

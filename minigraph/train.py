@@ -5,26 +5,22 @@ progress bar from it) and returns a :class:`History`.
 """
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Protocol
 
 import numpy as np
 
 from .backend import select, to_numpy
-from .checkpoint import (Checkpoint, check_save_target, defer_sigint, interrupt_once,
-                         load_checkpoint, save_checkpoint)
+from .checkpoint import Checkpoint, defer_sigint
 from .data import DataSplits, iterate_batches, num_examples
 from . import kernels
 from .engine import Executor, init_params
-from .errors import DataError, MinigraphError, ModelError, RunError, did_you_mean
+from .errors import DataError, ModelError, RunError, did_you_mean
 from .graph import Graph
 from .limits import MAX_EPOCHS, MAX_SEED, short
 from .metrics import METRICS, check_metrics
-from .model import load_graph, load_splits
 from .kernels.packed import PackedParams
 from .optim import make_optimizer
 from .options import Option, OptionError, check_options
@@ -610,133 +606,3 @@ class Trainer:
             history.interrupted = True
             self.rollback()
         return history
-
-
-# ==== what `minigraph run` and `minigraph eval` call ==============================================
-
-@dataclass
-class RunResult:
-    """What a run did: its graph, and either a training history or one forward pass."""
-
-    graph: Graph
-    history: History | None = None
-    trainer: Trainer | None = None
-    outputs: dict | None = None  # forward-only runs: output values
-    loss: float | None = None
-    grads: dict | None = None  # forward-only runs with a loss: param and input gradients
-    table: dict | None = None  # small data: inputs, outputs and targets of the final model
-    saved: str | None = None
-    epoch: int | None = None  # training runs: the epoch reached (and saved, with --save)
-
-
-def _forward_only(graph, backend, seed, params, data_dir) -> RunResult:
-    from .model import Model
-
-    model = Model(graph, backend=backend, seed=seed, params=params)
-    feeds = model.default_feeds(data_dir) if graph.spec.data else {}
-    outputs = model.forward(feeds)
-    result = RunResult(graph, outputs=outputs)
-    if graph.loss is not None:
-        model.backward()
-        result.loss = scalar(model.value(graph.loss))
-        result.grads = {t: model.grad(t) for t in list(graph.params) + list(graph.inputs)
-                        if model.grad(t) is not None}
-    if feeds:
-        result.table = {**{k: to_numpy(v) for k, v in feeds.items()}, **outputs}
-    return result
-
-
-def _param_shapes(graph: Graph) -> dict:
-    return {name: tuple(int(d) for d in t.shape) for name, t in graph.params.items()}
-
-
-def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backend=None,
-              save=None, load=None, log=None, data_dir=None, callback=None) -> RunResult:
-    """Train a model file (or run one forward pass when it has no ``train`` section).
-
-    Ctrl-C (SIGINT, in the main thread) ends training at the last finished epoch: the result's
-    ``history.interrupted`` is set and, with ``save``, the state of that epoch boundary is
-    saved (a Ctrl-C while saving is held back until the file is whole).
-    """
-    graph = load_graph(source)
-    if save:
-        check_save_target(save)
-    if graph.spec.train is None:
-        given = [f"--{k.replace('_', '-')}" for k, v in (("epochs", epochs), (
-            "batch_size", batch_size), ("lr", lr), ("save", save), ("log", log)) if v]
-        if given:
-            raise MinigraphError(f"model '{graph.name}' has no train section, so "
-                                 f"{', '.join(given)} cannot apply: it runs one forward pass")
-        ckpt = load_checkpoint(load, params=_param_shapes(graph)) if load else None
-        return _forward_only(graph, backend, seed, ckpt.params if ckpt else None, data_dir)
-    config = train_config(graph, {"epochs": epochs, "batch_size": batch_size, "lr": lr,
-                                  "seed": seed})
-    ckpt = None
-    if load:
-        try:
-            optimizer = make_optimizer(config.optimizer)
-        except ModelError:
-            optimizer = None  # the Trainer reports it, located in the model file
-        ckpt = load_checkpoint(load, params=_param_shapes(graph), optimizer=optimizer)
-        if ckpt.epoch is not None and ckpt.epoch >= config.epochs:
-            raise DataError(f"the checkpoint {load} is already at epoch {ckpt.epoch}, so "
-                            f"{config.epochs} epochs leave nothing to train: ask for more "
-                            "with --epochs")
-    trainer = log_file = None
-
-    def on_epoch(record):
-        if log_file is not None:
-            log_file.write(json.dumps(record) + "\n")
-            log_file.flush()
-        if callback is not None:
-            callback(record)
-
-    result = RunResult(graph)
-    with interrupt_once() as guard:  # the first Ctrl-C stops training, later ones wait
-        try:
-            trainer = Trainer(graph, config, load_splits(graph, data_dir), backend=backend,
-                              checkpoint=ckpt)
-            log_file = open(log, "w", encoding="utf-8") if log else None  # noqa: SIM115
-            if callback is not None and hasattr(callback, "begin"):
-                callback.begin(total=config.epochs, start=trainer.epoch,
-                               log_every=config.log_every)
-            history = trainer.fit(on_epoch)
-        except KeyboardInterrupt:  # before fit() began, or just as it returned
-            if trainer is None:
-                raise  # while loading: nothing to save
-            history = trainer.history if trainer.history is not None else History()
-            history.interrupted = True
-        finally:
-            guard.disarm()
-            if log_file is not None:
-                log_file.close()
-        result.trainer = trainer
-        with defer_sigint(reraise=False) as held:  # the save is written whole
-            trainer.rollback()
-            if save:
-                save_checkpoint(save, trainer.checkpoint())
-                result.saved = str(save)
-        history.interrupted = history.interrupted or guard.hit or held.hit
-    result.history = history
-    result.epoch = trainer.epoch
-    n = num_examples(trainer.train_data)
-    if n <= 16 and not history.interrupted:
-        host = {k: to_numpy(v) for k, v in trainer.train_data.items()}
-        result.table = {**host, **trainer.predict(host)}
-    return result
-
-
-def evaluate_model(source, params, *, data_dir=None, backend=None) -> dict:
-    """Loss and metrics of saved params on the test data (the training data if none)."""
-    graph = load_graph(source)
-    config = train_config(graph)
-    ckpt = load_checkpoint(params, params=_param_shapes(graph))
-    splits = load_splits(graph, data_dir)
-    which = "test" if splits.test is not None else "train"
-    data = DataSplits(train=splits.test if splits.test is not None else splits.train, test=None)
-    trainer = Trainer(graph, config, data, backend=backend,
-                      checkpoint=Checkpoint(ckpt.params))
-    result = trainer.evaluate(trainer.train_data)
-    result["split"] = which
-    result["examples"] = num_examples(trainer.train_data)
-    return result

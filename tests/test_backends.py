@@ -60,7 +60,7 @@ SMALL_MODELS = ["xor", "xor_wide_deep", "circles", "linear_regression", "noisy_l
 @pytest.mark.parametrize("backend_name", BACKENDS)
 @pytest.mark.parametrize("model", SMALL_MODELS)
 def test_training_steps_agree_with_numpy(backend_name, model):
-    from minigraph.train import run_model
+    from minigraph.api import run_model
 
     path = ROOT / "models" / f"{model}.yaml"
     if not path.exists():
@@ -75,7 +75,7 @@ def test_training_steps_agree_with_numpy(backend_name, model):
 @pytest.mark.parametrize("backend_name", BACKENDS)
 def test_mnist_cnn_steps_agree_with_numpy(backend_name):
     from conftest import mnist_dir
-    from minigraph.train import run_model
+    from minigraph.api import run_model
 
     data = mnist_dir()
     path = ROOT / "models" / "mnist_cnn.yaml"

@@ -19,7 +19,7 @@ from click.testing import CliRunner
 from cli.main import main
 from minigraph.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from minigraph.errors import DataError
-from minigraph.train import run_model
+from minigraph.api import run_model
 
 ROOT = Path(__file__).resolve().parents[1]
 XOR = ROOT / "models" / "xor.yaml"

@@ -226,7 +226,7 @@ def test_save_then_eval(tmp_path):
 # ==== checkpoints =================================================================================
 
 def test_resume_is_bit_identical_to_an_uninterrupted_run(tmp_path):
-    from minigraph.train import run_model
+    from minigraph.api import run_model
 
     circles = {"minigraph": 1, "name": "c",
                "inputs": {"x": {"shape": ["batch", 2]}, "t": {"shape": ["batch", 1]}},
@@ -321,13 +321,14 @@ def test_edge_shaped_models_check_and_run(tmp_path, name):
 
 
 def test_ctrl_c_saves_and_stops_cleanly(tmp_path):
-    from minigraph.train import run_model
+    from minigraph.api import Callback, run_model
 
-    def interrupt_at_epoch_3(record):
-        if record["epoch"] == 3:
-            raise KeyboardInterrupt
+    class InterruptAtEpoch3(Callback):
+        def on_epoch_end(self, record):
+            if record["epoch"] == 3:
+                raise KeyboardInterrupt
 
-    result = run_model(XOR, epochs=100, save=tmp_path / "c.npz", callback=interrupt_at_epoch_3)
+    result = run_model(XOR, epochs=100, save=tmp_path / "c.npz", callback=InterruptAtEpoch3())
     assert result.history.interrupted
     saved = load_checkpoint(tmp_path / "c.npz")
     assert saved.epoch == 3  # the epoch that had finished when Ctrl-C came

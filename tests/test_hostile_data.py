@@ -24,7 +24,7 @@ import minigraph as mg
 from minigraph import limits
 from minigraph.cli.main import main
 from minigraph.errors import MinigraphError
-from minigraph.train import run_model
+from minigraph.api import run_model
 
 XOR = {"inline": {"x": [[0, 0], [0, 1], [1, 0], [1, 1]], "t": [[0], [1], [1], [0]]}}
 

@@ -12,7 +12,7 @@ import pytest
 
 from minigraph import kernels
 from minigraph.engine import Executor, init_params
-from minigraph.model import load_graph
+from minigraph.api import load_graph
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -386,7 +386,7 @@ SMALL_MODELS = sorted(p.name for p in (ROOT / "models").glob("*.yaml")
 
 @pytest.mark.parametrize("model", SMALL_MODELS)
 def test_kernels_off_trains_to_the_same_results(model, monkeypatch):
-    from minigraph.train import run_model
+    from minigraph.api import run_model
 
     results = {}
     for flag in ("1", "0"):

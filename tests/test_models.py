@@ -18,7 +18,7 @@ from click.testing import CliRunner
 from minigraph.cli.main import main
 from minigraph.data import GENERATORS
 from minigraph.errors import DataError
-from minigraph.train import run_model
+from minigraph.api import run_model
 
 ROOT = Path(__file__).resolve().parents[1]
 MODELS = ROOT / "models"
@@ -301,8 +301,8 @@ def mnist_slice(name: str, train: int = 500, test: int = 200, epochs: int = 1) -
 
 def train_slice(name: str, train: int = 500, test: int = 200, epochs: int = 1):
     """Train a MNIST model on a slice; returns (test metrics before, after, history)."""
-    from minigraph.model import load_graph
-    from minigraph.model import load_splits
+    from minigraph.api import load_graph
+    from minigraph.api import load_splits
     from minigraph.train import Trainer, train_config
 
     data_dir = mnist_dir()

@@ -12,13 +12,15 @@ from click.testing import CliRunner
 
 import minigraph as mg
 from minigraph import render
+from minigraph.api import draw
 from minigraph.errors import MinigraphError
-from minigraph.render import GradScale, draw
-from minigraph.report import format_lines
+from minigraph.render import GradScale
+from minigraph.render import picture as pictures
+from minigraph.text import format_lines
 
 ROOT = Path(__file__).resolve().parent.parent
 CURRICULUM = sorted((ROOT / "models").glob("*.yaml"))
-HAS_RENDERER = render.find_renderer() is not None
+HAS_RENDERER = pictures.find_renderer() is not None
 needs_renderer = pytest.mark.skipif(not HAS_RENDERER, reason="no dot or graphviz-pure")
 
 BACKPROP = {
@@ -248,14 +250,14 @@ def test_png_and_pdf(tmp_path, fmt, magic):
 
 
 def test_graphviz_pure_is_found_beside_the_interpreter(monkeypatch):
-    monkeypatch.setattr(render.shutil, "which", lambda name: None)
-    beside = Path(render.sys.executable).parent / "graphviz-pure"
-    found = render.find_renderer()
+    monkeypatch.setattr(pictures.shutil, "which", lambda name: None)
+    beside = Path(pictures.sys.executable).parent / "graphviz-pure"
+    found = pictures.find_renderer()
     assert found == ([str(beside)] if beside.is_file() else None)
 
 
 def test_without_a_renderer_the_dot_file_is_written(tmp_path, monkeypatch):
-    monkeypatch.setattr(render, "find_renderer", lambda: None)
+    monkeypatch.setattr(pictures, "find_renderer", lambda: None)
     picture = draw(BACKPROP)
     with pytest.raises(MinigraphError, match="no Graphviz renderer found.*pip install "
                                              "graphviz-pure"):
@@ -355,7 +357,7 @@ def test_cli_render_errors_exit_2(cli, tmp_path, monkeypatch):
     model = _write(tmp_path, BACKPROP, "bb")
     result = CliRunner().invoke(cli, ["render", str(model), "-o", str(tmp_path / "bb.gif")])
     assert result.exit_code == 2 and "cannot tell the picture format" in result.output
-    monkeypatch.setattr(render, "find_renderer", lambda: None)
+    monkeypatch.setattr(pictures, "find_renderer", lambda: None)
     result = CliRunner().invoke(cli, ["render", str(model), "-o", str(tmp_path / "x.svg")])
     assert result.exit_code == 2
     assert "no Graphviz renderer found: wrote" in result.output
@@ -415,7 +417,7 @@ def _png(path: Path) -> bool:
 
 def test_plot_curves_from_a_run_log(tmp_path, cli):
     pytest.importorskip("matplotlib")
-    from minigraph.train import run_model
+    from minigraph.api import run_model
 
     log = tmp_path / "xor.jsonl"
     run_model(_write(tmp_path, {**XOR, "data": {**XOR_DATA, "test": XOR_DATA["train"]}},
@@ -480,11 +482,23 @@ def test_race_needs_two_parameter_values(tmp_path):
         race_paths(XOR)
 
 
-def test_graphs_and_models_display_in_notebooks():
-    import minigraph as mg
+def test_graphs_and_models_display_in_notebooks(monkeypatch):
+    """A Model draws itself; a Graph is drawn by the formatter api.py registers with IPython
+    (graph.py, below drawing, knows nothing of pictures)."""
+    import sys
+    import types
 
+    import minigraph as mg
+    from minigraph import api
+
+    printers = {}
+    formatter = types.SimpleNamespace(for_type=lambda cls, printer: printers.update({cls: printer}))
+    shell = types.SimpleNamespace(
+        display_formatter=types.SimpleNamespace(mimebundle_formatter=formatter))
+    monkeypatch.setitem(sys.modules, "IPython", types.SimpleNamespace(get_ipython=lambda: shell))
+    api._show_graphs_in_notebooks()
     graph = mg.load_graph(ROOT / "models" / "xor.yaml")
-    bundle = graph._repr_mimebundle_()
+    bundle = printers[mg.Graph](graph)
     assert "image/svg+xml" in bundle and "<svg" in bundle["image/svg+xml"]
     model = mg.load(ROOT / "models" / "xor.yaml")
     model.forward()

@@ -23,7 +23,8 @@ from click.testing import CliRunner
 
 from cli.main import main
 from minigraph.checkpoint import load_checkpoint
-from minigraph.train import Trainer, run_model
+from minigraph.api import Callback, run_model
+from minigraph.train import Trainer
 
 MINIGRAPH = Path(sys.executable).parent / "minigraph"
 
@@ -108,13 +109,14 @@ def test_interrupt_anywhere_then_resume_is_bit_identical(tmp_path, monkeypatch, 
                 raise KeyboardInterrupt
             return out
 
-        def callback(record, index=index, when=when):
-            if when == "callback" and record["epoch"] == index:
-                raise KeyboardInterrupt
+        class Interrupt(Callback):
+            def on_epoch_end(self, record, index=index, when=when):
+                if when == "callback" and record["epoch"] == index:
+                    raise KeyboardInterrupt
 
         ck = tmp_path / f"ck_{index}_{when}.npz"
         monkeypatch.setattr(Trainer, "train_step", step)
-        cut = run_model(path, save=ck, callback=callback)
+        cut = run_model(path, save=ck, callback=Interrupt())
         monkeypatch.undo()
         assert cut.history.interrupted, (index, when)
         epoch = load_checkpoint(ck).epoch
@@ -157,7 +159,7 @@ def test_ctrl_c_in_epoch_1_saves_epoch_0_with_untrained_state(tmp_path, monkeypa
 
 
 def _trainer_args(path):
-    from minigraph.model import load_graph, load_splits
+    from minigraph.api import load_graph, load_splits
     from minigraph.train import train_config
 
     graph = load_graph(path)

@@ -24,6 +24,7 @@ from ..backend import get_array_module  # noqa: F401  (ops import it from here)
 from ..errors import ModelError
 from ..options import HAS_NO, REQUIRED, Option, OptionError, check_options
 from ..registry import Registry
+from ..text import fmt_shape  # noqa: F401  (ops import it from here)
 
 Attr = Option  # an op attribute is an option: ``Attr(kind, default, doc, ...)``
 AttrError = OptionError  # raised when a node's attributes do not fit its op's declaration
@@ -166,11 +167,6 @@ def broadcast_shapes(*shapes):
                                  + " do not broadcast")
         out.append(result)
     return tuple(out)
-
-
-def fmt_shape(shape) -> str:
-    """``(batch, 784)``-style text for a shape."""
-    return "(" + ", ".join("?" if d is None else str(d) for d in shape) + ")"
 
 
 def norm_axis(axis, ndim):

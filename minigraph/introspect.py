@@ -1,4 +1,8 @@
-"""What ``minigraph check``, ``summary`` and ``ops`` report, as data (the CLI prints it)."""
+"""What ``minigraph check``, ``summary`` and ``ops`` report, as data (the CLI prints it).
+
+Nothing here reads files or prints: :func:`minigraph.api.check_model` loads the data and
+calls :func:`check_model`; ``cli/text.py`` turns these rows into text.
+"""
 from __future__ import annotations
 
 import math
@@ -10,9 +14,9 @@ from .data import num_examples
 from .gradcheck import check_gradients
 from .graph import Graph
 from .ops import REGISTRY
-from .ops.base import fmt_shape
 from .ops.layers import LAYERS
 from .options import describe
+from .text import fmt_shape
 
 
 @dataclass
@@ -23,6 +27,23 @@ class SummaryRow:
     output: str
     shape: str
     params: int
+
+
+@dataclass
+class Summary:
+    """A model at a glance: its name, size and description, and one row per node."""
+
+    name: str
+    nodes: int
+    params: int
+    description: str | None
+    rows: list
+
+
+def summary(graph: Graph) -> Summary:
+    """What ``minigraph summary`` shows: counts, the description and :func:`summary_rows`."""
+    return Summary(graph.name, len(graph.nodes), graph.param_count(), graph.spec.description,
+                   summary_rows(graph))
 
 
 def summary_rows(graph: Graph) -> list:
@@ -84,31 +105,36 @@ def random_feeds(graph: Graph, batch: int = 4, seed: int = 0) -> dict:
 
 @dataclass
 class CheckReport:
+    """A valid model's tensors (:func:`shape_rows`) and its gradient check, if it ran."""
+
     graph: Graph
     feeds_from: str
     grads: list = field(default_factory=list)
+    shapes: list = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
         return all(r.ok for r in self.grads)
 
+    @property
+    def source(self) -> str:
+        """The model's file, or its name when it came from elsewhere."""
+        spec = self.graph.spec
+        return spec.doc.file if spec.doc else self.graph.name
 
-def check_model(graph: Graph, *, data_dir=None, seed: int = 0, batch: int = 4) -> CheckReport:
-    """Validate the whole file as ``run`` would, then check every param's gradient numerically.
 
-    The graph is checked by loading; here the ``train`` section is checked exactly as the
-    trainer does (its config, optimizer and schedule), and the ``data`` section is loaded as
-    ``run`` loads it (named data sets too: their options and files).  The gradient check uses
-    up to ``batch`` examples of the file's own training data when it is inline, a file or a
-    generator; otherwise (named data sets, or no data) made-up data of the right shapes.
+def check_model(graph: Graph, splits=None, *, seed: int = 0, batch: int = 4) -> CheckReport:
+    """Check every param's gradient numerically, on the model's own data when it can.
+
+    ``splits`` is the model's data as ``run`` loads it (None: no data section); the caller
+    (:func:`minigraph.api.check_model`) has already checked the ``train`` section and loaded
+    it.  The gradient check uses up to ``batch`` examples of the file's own training data when
+    it is inline, a file or a generator; otherwise (named data sets, or no data) made-up data
+    of the right shapes.
     """
-    from .model import load_splits
-    from .train import check_training
-
-    check_training(graph)
-    splits = load_splits(graph, data_dir) if graph.spec.data is not None else None
+    shapes = shape_rows(graph)
     if graph.loss is None:
-        return CheckReport(graph, "no loss: gradient check skipped")
+        return CheckReport(graph, "no loss: gradient check skipped", shapes=shapes)
     feeds, source = None, "made-up data of the declared shapes"
     train = (graph.spec.data or {}).get("train") or {}
     if splits is not None and not (isinstance(train, dict) and "dataset" in train):
@@ -117,4 +143,4 @@ def check_model(graph: Graph, *, data_dir=None, seed: int = 0, batch: int = 4) -
             source = f"the first {max(num_examples(feeds), 1)} training examples"
     if feeds is None:
         feeds = random_feeds(graph, batch, seed)
-    return CheckReport(graph, source, check_gradients(graph, feeds, seed=seed))
+    return CheckReport(graph, source, check_gradients(graph, feeds, seed=seed), shapes)

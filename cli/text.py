@@ -1,0 +1,116 @@
+"""What the commands print, as text: results in, text out.  Nothing is printed here.
+
+The rows come from :mod:`minigraph.introspect` and :mod:`minigraph.api`; the formatting of
+numbers, tensors and tables from :mod:`minigraph.text`.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from minigraph.text import format_array, format_lines, table
+
+
+def summary_text(summary) -> str:
+    """``minigraph summary``: a :class:`~minigraph.introspect.Summary` as a table."""
+    body = table(["node", "op", "inputs", "output", "shape", "params"],
+                 [[r.node, r.op, r.inputs, r.output, r.shape, f"{r.params:,}"]
+                  for r in summary.rows], "lllllr")
+    head = f"model {summary.name}: {summary.nodes} nodes, {summary.params:,} params"
+    if summary.description:
+        head += "\n" + summary.description.strip()
+    return head + "\n\n" + body
+
+
+def ops_text(infos) -> str:
+    """``minigraph ops``: one row per :class:`~minigraph.introspect.OpInfo`."""
+    rows = [[i.name + (" (layer)" if i.layer else ""), i.inputs, i.attrs or "-", i.doc]
+            for i in infos]
+    return table(["op", "inputs", "attributes", "what it does"], rows)
+
+
+def check_text(report) -> str:
+    """``minigraph check``: a :class:`~minigraph.introspect.CheckReport` as text."""
+    graph = report.graph
+    parts = [f"{report.source}: valid model '{graph.name}' ({len(graph.nodes)} nodes, "
+             f"{graph.param_count():,} params)", "",
+             table(["tensor", "kind", "shape", "dtype"], report.shapes), ""]
+    if not report.grads:
+        parts.append(report.feeds_from)
+        return "\n".join(parts)
+    parts.append(f"gradient check (float64 central differences on {report.feeds_from}):")
+    parts.append(table(
+        ["param", "shape", "checked", "max abs err", "max rel err", "result"],
+        [[r.param, str(tuple(r.shape)), r.checked, f"{r.max_abs:.2e}", f"{r.max_rel:.2e}",
+          "ok" if r.ok else "MISMATCH"] for r in report.grads], "llrrrl"))
+    parts.append("all gradients match" if report.ok else "gradient check FAILED")
+    return "\n".join(parts)
+
+
+def metric_text(record: dict) -> str:
+    """An epoch's loss and metrics: ``loss 0.6931  accuracy 0.5``."""
+    keys = [k for k in record if k not in ("epoch", "lr", "seconds")]
+    return "  ".join(f"{k} {record[k]:.4g}" for k in keys)
+
+
+def _io_table(result) -> str:
+    graph, values = result.graph, result.table
+    names = list(graph.inputs) + [t for t in graph.outputs if t not in graph.inputs]
+    # one row per example; a scalar (0-d) value is the same on every row
+    n = max((len(values[k]) for k in names if np.ndim(values[k]) > 0), default=1)
+    rows = []
+    for i in range(n):
+        rows.append([" ".join(format_lines(values[k] if np.ndim(values[k]) == 0
+                                           else values[k][i])) for k in names])
+    return table(names, rows)
+
+
+def _forward_lines(result) -> list:
+    """A forward-only run: its outputs, and with a loss the loss and its gradients."""
+    graph = result.graph
+    lines = [f"model {graph.name}: one forward pass (no train section)"]
+    for name, value in result.outputs.items():
+        lines.append(f"  {name} = {format_array(value)}")
+    if result.loss is not None:
+        lines.append(f"  loss {graph.loss} = {result.loss:.6g}")
+        for name, g in result.grads.items():
+            lines.append(f"  d{graph.loss}/d{name} = {format_array(g)}")
+    return lines
+
+
+def _training_lines(result) -> list:
+    """A training run: how far it got and how it ended, its last record, where it saved."""
+    h = result.history
+    last = h.last
+    status = "interrupted" if h.interrupted else (
+        "stopped early (target reached)" if h.stopped_early else "done")
+    lines = [f"model {result.graph.name}: trained {last.get('epoch', 0)} epochs ({status})"]
+    if last:
+        lines.append("  " + metric_text(last))
+    if result.saved:
+        lines.append(f"  saved params and training state to {result.saved}")
+    return lines
+
+
+def run_text(result) -> str:
+    """The final summary of ``minigraph run``."""
+    lines = _forward_lines(result) if result.history is None else _training_lines(result)
+    if result.table:
+        lines += ["", _io_table(result)]
+    return "\n".join(lines)
+
+
+def interrupted_text(result) -> str:
+    """The one line a Ctrl-C'd run ends with: which epoch was saved, and how to go on."""
+    epoch = result.epoch or 0
+    where = f"after epoch {epoch}" if epoch else "before the first epoch ended"
+    if result.saved:
+        return (f"interrupted (Ctrl-C) {where}: saved the state at epoch {epoch} to "
+                f"{result.saved}; continue with --load {result.saved}")
+    return f"interrupted (Ctrl-C) {where}: nothing saved (use --save to keep the state)"
+
+
+def eval_text(result: dict) -> str:
+    """``minigraph eval``: the split, its size, the loss and the metrics."""
+    keys = [k for k in result if k not in ("split", "examples")]
+    return (f"{result['split']} data ({result['examples']} examples): "
+            + "  ".join(f"{k} {result[k]:.4g}" for k in keys))

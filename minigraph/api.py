@@ -1,0 +1,452 @@
+"""The Python API: load a model, run it, read values and gradients, draw it, train it.
+
+>>> import minigraph as mg
+>>> m = mg.load("models/backprop_basics.yaml")
+>>> m.forward(); m.backward()
+>>> m.grad("w")
+>>> mg.draw(m)                     # the graph with that pass's values and gradients
+
+The facade over the floors below: :class:`Model` (one pass at a time, on the plain plan),
+:func:`draw` (runs a pass, then :mod:`~minigraph.render` draws it), :func:`run_model` and
+:func:`evaluate_model` (what ``minigraph run`` and ``eval`` call: the
+:class:`~minigraph.train.Trainer` plus files: checkpoints and the JSON-lines log) and
+:func:`check_model` (``minigraph check``).  Nothing here prints; the command line does.
+"""
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import introspect
+from .backend import select, to_numpy
+from .checkpoint import (Checkpoint, check_save_target, defer_sigint, interrupt_once,
+                         load_checkpoint, save_checkpoint)
+from .data import DataSplits, iterate_batches, load_data, num_examples
+from .engine import Executor, init_params
+from .errors import DataError, MinigraphError, ModelError, did_you_mean
+from .graph import Graph, build_graph
+from .loader import read_file
+from .optim import make_optimizer
+from .render import FIT_SIZE, GradScale, GraphPicture, Snapshot, build_dot
+from .spec import ModelSpec, dump_json, dump_yaml, parse_spec, spec_from_dict
+from .train import History, Trainer, check_training, scalar, train_config
+
+
+def load_graph(source) -> Graph:
+    """A checked graph from a file path, a dict, or a :class:`ModelSpec`."""
+    if isinstance(source, Graph):
+        return source
+    if isinstance(source, ModelSpec):
+        return build_graph(source)
+    if isinstance(source, dict):
+        return build_graph(spec_from_dict(source))
+    return build_graph(parse_spec(read_file(source)))
+
+
+class Model:
+    """A graph with params on a backend, and the last pass's values and gradients.
+
+    ``forward(feeds)`` runs the graph (feeds default to the file's first training batch or the
+    model's constants); ``backward()`` differentiates the loss; ``value(name)`` and
+    ``grad(name)`` read any tensor by name as a NumPy array.
+    """
+
+    def __init__(self, graph: Graph, *, backend=None, seed: int | None = None,
+                 dtype: str = "float32", params: dict | None = None):
+        self.graph = graph
+        self.backend = select(backend)
+        self.dtype = dtype
+        train = graph.spec.train or {}
+        self.seed = seed if seed is not None else int(train.get("seed", 0))
+        self.executor = Executor(graph, self.backend, dtype=dtype, wrt="all")
+        self.params = init_params(graph, self.seed, self.backend, dtype)
+        if params is not None:
+            self.set_params(params)
+        self.last = None
+
+    # -- params -----------------------------------------------------------------------------
+    def set_params(self, params: dict) -> None:
+        """Replace param values by name (e.g. from a checkpoint); shapes must match.
+
+        The values are copied: training or changing the model's params afterwards never
+        changes the caller's arrays (nor does changing those change the model).
+        """
+        for name, value in params.items():
+            if name not in self.params:
+                raise MinigraphError(f"no param '{name}' in model '{self.graph.name}'"
+                                     f"{did_you_mean(name, self.params)}")
+            value = np.asarray(to_numpy(value))
+            if value.shape != self.params[name].shape:
+                raise MinigraphError(f"param '{name}' has shape {self.params[name].shape} in "
+                                     f"the model but {value.shape} in the given values")
+            self.params[name] = self.backend.xp.array(value, dtype=self.dtype)  # a copy
+
+    # -- running ----------------------------------------------------------------------------
+    def forward(self, feeds: dict | None = None, *, training: bool = False) -> dict:
+        """Run one forward pass; returns the model's outputs as NumPy arrays."""
+        if feeds is None:
+            feeds = self.default_feeds()
+        rng = self.backend.xp.random.default_rng(self.seed)
+        self.last = self.executor.forward(self.params, feeds, training=training, rng=rng)
+        return {t: to_numpy(self.last.values[t]) for t in self.graph.outputs}
+
+    def backward(self, loss: str | None = None) -> dict:
+        """Differentiate the loss (default: the model's) after :meth:`forward`."""
+        if self.last is None:
+            self.forward()
+        grads = self.executor.backward(self.last, loss)
+        return {name: to_numpy(grads[name]) for name in self.params if name in grads}
+
+    def value(self, name: str) -> np.ndarray:
+        """The value of any tensor of the last pass (or a param)."""
+        if self.last is not None and name in self.last.values:
+            return to_numpy(self.last.values[name])
+        if name in self.params:
+            return to_numpy(self.params[name])
+        raise KeyError(f"no value for tensor '{name}'{did_you_mean(name, self.graph.tensors)}"
+                       + ("" if self.last else " (run forward() first)"))
+
+    def grad(self, name: str) -> np.ndarray | None:
+        """d(loss)/d(tensor) from the last backward pass (None if the loss does not reach it)."""
+        if self.last is None or not self.last.grads:
+            raise KeyError("no gradients yet: call backward() first")
+        if name not in self.graph.tensors:
+            raise KeyError(f"no tensor '{name}'{did_you_mean(name, self.graph.tensors)}")
+        g = self.last.grads.get(name)
+        return None if g is None else to_numpy(g)
+
+    def default_feeds(self, data_dir=None) -> dict:
+        """The first training batch of the file's data (``{}`` for a model without inputs)."""
+        return first_batch(self.graph, data_dir, self.seed)
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        """Jupyter shows a model as its graph, with values and gradients once it has run."""
+        return draw(self)._repr_mimebundle_(include, exclude)
+
+    # -- saving -----------------------------------------------------------------------------
+    def to_dict(self) -> dict:
+        return self.graph.to_dict()
+
+    def save(self, path) -> None:
+        """Write the model file (YAML or JSON by suffix); see also checkpoints for params."""
+        save_model(self.graph.spec, path)
+
+
+def load_splits(graph: Graph, data_dir=None):
+    """The model's train and test data (paths in the file are relative to the file)."""
+    spec = graph.spec
+    base = Path(spec.doc.file).parent if spec.doc is not None else Path(".")
+    return load_data(spec.data, {k: v.to_dict() for k, v in spec.inputs.items()},
+                     base_dir=base, data_dir=data_dir, at=lambda *k: spec.at("data", *k))
+
+
+def first_batch(graph: Graph, data_dir=None, seed: int = 0) -> dict:
+    """The first training batch of the model's data, unshuffled (``{}`` without inputs)."""
+    if not graph.inputs:
+        return {}
+    splits = load_splits(graph, data_dir)
+    if splits.train is None:
+        raise MinigraphError(f"model '{graph.name}' has inputs ({', '.join(graph.inputs)}) but "
+                             "no data: add a data section, or pass the inputs yourself")
+    batch = (graph.spec.train or {}).get("batch_size")
+    rng = np.random.default_rng(seed)
+    return next(iter(iterate_batches(splits.train, batch, shuffle=False, rng=rng)))
+
+
+def load(source, **kwargs) -> Model:
+    """Load a model file (YAML/JSON path), a dict, or a spec, ready to run."""
+    return Model(load_graph(source), **kwargs)
+
+
+def save_model(spec_or_dict, path) -> None:
+    """Write a model as YAML or JSON (by the file's suffix)."""
+    path = Path(path)
+    text = dump_json(spec_or_dict) if path.suffix.lower() == ".json" else dump_yaml(spec_or_dict)
+    path.write_text(text, encoding="utf-8")
+
+
+# ==== drawing =====================================================================================
+
+def run_pass(source, *, grads: bool = True, params=None, feeds=None, data_dir=None,
+             backend=None) -> Model:
+    """A Model after one forward pass (and a backward pass when ``grads`` and there is a loss).
+
+    ``params``: a dict by name or a path to a checkpoint ``.npz``; ``feeds``: a dict by input
+    name (default: the first training batch, read with ``data_dir`` for data sets).
+    """
+    if isinstance(source, Model):
+        graph = source.graph
+        params = dict(source.params) if params is None else params
+    else:
+        graph = load_graph(source)
+    if isinstance(params, (str, os.PathLike)):
+        params = load_checkpoint(params, params=_param_shapes(graph)).params
+    model = Model(graph, backend=backend, params=params)
+    feeds = first_batch(graph, data_dir, model.seed) if feeds is None else feeds
+    with np.errstate(all="ignore"):  # NaN and overflow are what the picture is there to show
+        model.forward(feeds)
+        if grads and graph.loss is not None:
+            model.backward()
+    return model
+
+
+def snapshot(model: Model, note: str = "") -> Snapshot:
+    """Every tensor's value (and gradient, if backward ran) of a Model's last pass."""
+    last = model.last
+    values = {name: model.value(name) for name in model.graph.tensors
+              if name in last.values or name in model.params}
+    has_grads = bool(last.grads)
+    grads = {name: model.grad(name) for name in model.graph.tensors} if has_grads else {}
+    return Snapshot(values, {k: g for k, g in grads.items() if g is not None}, has_grads, note)
+
+
+def draw(source, *, values: bool = False, grads: bool = False, params=None, feeds=None,
+         data_dir=None, rankdir: str = "LR", vanishing: float = 1e-7, exploding: float = 1e3,
+         legend: bool = True, title: str | None = None, fit: str | None = FIT_SIZE,
+         backend=None) -> GraphPicture:
+    """Draw a model (path, dict, Graph or Model).
+
+    Without ``values``/``grads`` only the structure is drawn (no data needed).  ``grads``
+    implies ``values``: one forward and backward pass on the first training batch (or
+    ``feeds``), with ``params`` (a dict or a checkpoint path) instead of fresh ones if given.
+    A Model that has already run is drawn with its own last pass.
+    """
+    scale = GradScale(vanishing, exploding)
+    shot = None
+    if isinstance(source, Model) and source.last is not None and params is None \
+            and feeds is None:
+        graph = source.graph
+        shot = snapshot(source, "last pass")
+    elif values or grads:
+        model = run_pass(source, grads=grads, params=params, feeds=feeds, data_dir=data_dir,
+                         backend=backend)
+        graph = model.graph
+        note = "given data" if feeds is not None else (
+            "first training batch" if graph.inputs else "")
+        if isinstance(params, (str, os.PathLike)):
+            note += (" with " if note else "") + f"params from {Path(params).name}"
+        shot = snapshot(model, note)
+    else:
+        graph = source.graph if isinstance(source, Model) else load_graph(source)
+    dot = build_dot(graph, shot, rankdir=rankdir, scale=scale, title=title, legend=legend,
+                    fit=fit)
+    return GraphPicture(dot, graph.name)
+
+
+def _show_graphs_in_notebooks() -> None:
+    """Jupyter shows a :class:`Graph` as its picture.
+
+    Registered with IPython's display formatter when IPython is running, so that ``graph.py``
+    (below drawing) need not know about pictures.  Elsewhere: ``mg.draw(graph)``.
+    """
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if shell is None:
+        return
+    shell.display_formatter.mimebundle_formatter.for_type(
+        Graph, lambda graph, *args, **kwargs: draw(graph)._repr_mimebundle_())
+
+
+_show_graphs_in_notebooks()
+
+
+# ==== what `minigraph check`, `run` and `eval` call ===============================================
+
+def check_model(source, *, data_dir=None, seed: int = 0,
+                batch: int = 4) -> introspect.CheckReport:
+    """Validate the whole file as ``run`` would, then check every param's gradient numerically.
+
+    The graph is checked by loading; here the ``train`` section is checked exactly as the
+    trainer does (its config, optimizer and schedule), and the ``data`` section is loaded as
+    ``run`` loads it (named data sets too: their options and files).  The gradient check uses
+    up to ``batch`` examples of the file's own training data when it is inline, a file or a
+    generator; otherwise (named data sets, or no data) made-up data of the right shapes.
+    """
+    graph = load_graph(source)
+    check_training(graph)
+    splits = load_splits(graph, data_dir) if graph.spec.data is not None else None
+    return introspect.check_model(graph, splits, seed=seed, batch=batch)
+
+
+class Callback:
+    """What :func:`run_model` tells its caller while it trains; override what you need.
+
+    ``on_train_begin`` once, before the first epoch: how many epochs in all (``total``), the
+    epoch it starts from (``start``: a resumed run is past 0), the file's ``log_every`` and
+    the :class:`~minigraph.train.Trainer` itself (its ``params`` are live).
+    ``on_epoch_end`` after each epoch, with its record (``epoch``, ``loss``, metrics, ``lr``,
+    ``seconds``).
+    """
+
+    def on_train_begin(self, total: int, start: int = 0, log_every: int | None = None,
+                       trainer: Trainer | None = None) -> None:
+        pass
+
+    def on_epoch_end(self, record: dict) -> None:
+        pass
+
+
+class _EpochLog(Callback):
+    """Writes each epoch's record as one JSON line (when logging), then tells ``callback``.
+
+    The trainer calls it with each record, as a function or through ``on_epoch_end``.
+    """
+
+    def __init__(self, log_file, callback: Callback | None):
+        self.log_file, self.callback = log_file, callback
+
+    def on_epoch_end(self, record: dict) -> None:
+        if self.log_file is not None:
+            self.log_file.write(json.dumps(record) + "\n")
+            self.log_file.flush()
+        if self.callback is not None:
+            self.callback.on_epoch_end(record)
+
+    def __call__(self, record: dict) -> None:
+        self.on_epoch_end(record)
+
+
+@dataclass
+class RunResult:
+    """What a run did: its graph, and either a training history or one forward pass."""
+
+    graph: Graph
+    history: History | None = None
+    trainer: Trainer | None = None
+    outputs: dict | None = None  # forward-only runs: output values
+    loss: float | None = None
+    grads: dict | None = None  # forward-only runs with a loss: param and input gradients
+    table: dict | None = None  # small data: inputs, outputs and targets of the final model
+    saved: str | None = None
+    epoch: int | None = None  # training runs: the epoch reached (and saved, with --save)
+
+
+def _forward_only(graph, backend, seed, params, data_dir) -> RunResult:
+    model = Model(graph, backend=backend, seed=seed, params=params)
+    feeds = model.default_feeds(data_dir) if graph.spec.data else {}
+    outputs = model.forward(feeds)
+    result = RunResult(graph, outputs=outputs)
+    if graph.loss is not None:
+        model.backward()
+        result.loss = scalar(model.value(graph.loss))
+        result.grads = {t: model.grad(t) for t in list(graph.params) + list(graph.inputs)
+                        if model.grad(t) is not None}
+    if feeds:
+        result.table = {**{k: to_numpy(v) for k, v in feeds.items()}, **outputs}
+    return result
+
+
+def _param_shapes(graph: Graph) -> dict:
+    return {name: tuple(int(d) for d in t.shape) for name, t in graph.params.items()}
+
+
+def _resume_from(load, graph: Graph, config):
+    """The checkpoint ``load`` names, checked against the model and its optimizer."""
+    try:
+        optimizer = make_optimizer(config.optimizer)
+    except ModelError:
+        optimizer = None  # the Trainer reports it, located in the model file
+    ckpt = load_checkpoint(load, params=_param_shapes(graph), optimizer=optimizer)
+    if ckpt.epoch is not None and ckpt.epoch >= config.epochs:
+        raise DataError(f"the checkpoint {load} is already at epoch {ckpt.epoch}, so "
+                        f"{config.epochs} epochs leave nothing to train: ask for more "
+                        "with --epochs")
+    return ckpt
+
+
+def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backend=None,
+              save=None, load=None, log=None, data_dir=None, callback: Callback | None = None,
+              train: dict | None = None) -> RunResult:
+    """Train a model file (or run one forward pass when it has no ``train`` section).
+
+    ``train``: more overrides of the train section, by :class:`~minigraph.train.TrainConfig`
+    field (e.g. ``{"optimizer": {...}, "stop_at": {}}``); with them the model trains even
+    without a train section.  ``log``: one JSON line per epoch.  ``callback``: a
+    :class:`Callback`.
+
+    Ctrl-C (SIGINT, in the main thread) ends training at the last finished epoch: the result's
+    ``history.interrupted`` is set and, with ``save``, the state of that epoch boundary is
+    saved (a Ctrl-C while saving is held back until the file is whole).
+    """
+    graph = load_graph(source)
+    if save:
+        check_save_target(save)
+    if graph.spec.train is None and train is None:
+        given = [f"--{k.replace('_', '-')}" for k, v in (("epochs", epochs), (
+            "batch_size", batch_size), ("lr", lr), ("save", save), ("log", log)) if v]
+        if given:
+            raise MinigraphError(f"model '{graph.name}' has no train section, so "
+                                 f"{', '.join(given)} cannot apply: it runs one forward pass")
+        ckpt = load_checkpoint(load, params=_param_shapes(graph)) if load else None
+        return _forward_only(graph, backend, seed, ckpt.params if ckpt else None, data_dir)
+    flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+    config = train_config(graph, {**(train or {}),
+                                  **{k: v for k, v in flags.items() if v is not None}})
+    ckpt = _resume_from(load, graph, config) if load else None
+    result = RunResult(graph)
+    with interrupt_once() as guard:  # the first Ctrl-C stops training, later ones wait
+        trainer = _train(graph, config, ckpt, guard, callback, backend=backend, log=log,
+                         data_dir=data_dir)
+        result.trainer, history = trainer, trainer.history
+        with defer_sigint(reraise=False) as held:  # the save is written whole
+            trainer.rollback()
+            if save:
+                save_checkpoint(save, trainer.checkpoint())
+                result.saved = str(save)
+        history.interrupted = history.interrupted or guard.hit or held.hit
+    result.history = history
+    result.epoch = trainer.epoch
+    n = num_examples(trainer.train_data)
+    if n <= 16 and not history.interrupted:
+        host = {k: to_numpy(v) for k, v in trainer.train_data.items()}
+        result.table = {**host, **trainer.predict(host)}
+    return result
+
+
+def _train(graph: Graph, config, ckpt, guard, callback, *, backend, log, data_dir) -> Trainer:
+    """Make the trainer and fit, writing the log; returns it with its ``history`` set.
+
+    A Ctrl-C before or just after ``fit`` marks the history interrupted (one while loading,
+    before there is a trainer, is raised: there is nothing to save).
+    """
+    trainer = log_file = None
+    try:
+        trainer = Trainer(graph, config, load_splits(graph, data_dir), backend=backend,
+                          checkpoint=ckpt)
+        log_file = open(log, "w", encoding="utf-8") if log else None  # noqa: SIM115
+        if callback is not None:
+            callback.on_train_begin(total=config.epochs, start=trainer.epoch,
+                                    log_every=config.log_every, trainer=trainer)
+        trainer.fit(_EpochLog(log_file, callback))
+    except KeyboardInterrupt:  # before fit() began, or just as it returned
+        if trainer is None:
+            raise  # while loading: nothing to save
+        if trainer.history is None:
+            trainer.history = History()
+        trainer.history.interrupted = True
+    finally:
+        guard.disarm()
+        if log_file is not None:
+            log_file.close()
+    return trainer
+
+
+def evaluate_model(source, params, *, data_dir=None, backend=None) -> dict:
+    """Loss and metrics of saved params on the test data (the training data if none)."""
+    graph = load_graph(source)
+    config = train_config(graph)
+    ckpt = load_checkpoint(params, params=_param_shapes(graph))
+    splits = load_splits(graph, data_dir)
+    which = "test" if splits.test is not None else "train"
+    data = DataSplits(train=splits.test if splits.test is not None else splits.train, test=None)
+    trainer = Trainer(graph, config, data, backend=backend,
+                      checkpoint=Checkpoint(ckpt.params))
+    result = trainer.evaluate(trainer.train_data)
+    result["split"] = which
+    result["examples"] = num_examples(trainer.train_data)
+    return result

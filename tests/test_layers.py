@@ -1,0 +1,61 @@
+"""The package's layering: no import circle, pure drawing, and no printing below the CLI.
+
+The scan is the one of the design review (§5): every relative import between modules of
+``minigraph/``, then the strongly connected components of that graph.
+"""
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+import networkx as nx
+
+PACKAGE = Path(__file__).resolve().parent.parent / "minigraph"
+
+
+def _modules() -> dict:
+    return {p: ".".join(p.relative_to(PACKAGE.parent).with_suffix("").parts)
+            .removesuffix(".__init__") for p in PACKAGE.rglob("*.py")}
+
+
+def import_graph() -> nx.DiGraph:
+    files = _modules()
+    mods, g = set(files.values()), nx.DiGraph()
+    for path, mod in files.items():
+        pkg = mod if path.name == "__init__.py" else mod.rpartition(".")[0]
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.level:
+                base = ".".join(pkg.split(".")[: len(pkg.split(".")) - node.level + 1])
+                target = f"{base}.{node.module}" if node.module else base
+                for a in node.names:
+                    t = f"{target}.{a.name}" if f"{target}.{a.name}" in mods else target
+                    if t in mods and t not in (mod, "minigraph"):
+                        g.add_edge(mod, t)
+    return g
+
+
+def test_no_import_circle():
+    circles = [sorted(c) for c in nx.strongly_connected_components(import_graph())
+               if len(c) > 1]
+    assert circles == []
+
+
+def test_drawing_runs_nothing():
+    """render/ arranges and formats: it never imports the engine, training, the API or the CLI."""
+    g = import_graph()
+    allowed = re.compile(r"minigraph\.(render(\..*)?|errors|text|limits|graph|ops(\..*)?)$")
+    running = re.compile(r"minigraph\.(engine|kernels|train|api|cli)(\..*)?$")
+    for mod in [m for m in g if m.startswith("minigraph.render")]:
+        for target in g.successors(mod):
+            assert allowed.match(target), f"{mod} imports {target}"
+        for target in nx.descendants(g, mod):
+            assert not running.match(target), f"{mod} reaches {target}"
+
+
+def test_no_module_of_the_package_prints():
+    """The command line (cli/) owns the terminal; the library returns text or data."""
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
+                assert node.func.id != "print", f"{path.name}:{node.lineno} prints"
