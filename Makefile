@@ -16,6 +16,7 @@ run: $(STAMP)
 	$(BIN)/minigraph run models/xor.yaml
 
 test: $(STAMP)
+	$(BIN)/lint-imports
 	MINIGRAPH_DATA=$${MINIGRAPH_DATA:-$(CURDIR)/../shared/datasets/mnist} $(BIN)/python -m pytest -q
 
 # Optional PyTorch oracle for parity tests and benchmarks (a CPU build).
