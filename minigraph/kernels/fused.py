@@ -31,7 +31,7 @@ uses bce's own loss on sigmoid's own output; a model that wants the stable form 
 from __future__ import annotations
 
 from ..ops.base import Op, get_array_module
-from ..ops.loss import GRAD_EPS, CrossEntropy
+from ..ops.loss import GRAD_EPS, LOG_FLOOR, CrossEntropy
 from ..ops.probability import log_softmax
 from .blas import constant, sigmoid_in_place, sum_leading
 from .conv_nhwc import Conv2DChannelsLast, PoolTiles, channels_first, channels_last
@@ -204,13 +204,17 @@ class ConvReLUPool(Op):
 
 
 class SigmoidBCE(Op):
-    """(y, L) = (sigmoid(z), bce(sigmoid(z), t)): the sigmoid, then bce's own loss on y.
+    """(y, L) = (sigmoid(z), bce(sigmoid(z), t)), bce's rule on sigmoid's own output.
 
+    Forward: bce's loss with its logs clamped at -100, on y as sigmoid rounds it, summed as
+        L = k0 [t . (lq - lp) - sum(lq)],  lp = max(ln y, -100), lq = max(ln(1 - y), -100)
+    (the same as bce's sum of (t - 1) lq - t lp, added up in another order).
     Backward multiplies bce's dL/dy = k (y - t) / max(y (1 - y), 1e-12) by sigmoid's
     dy/dz = y (1 - y) with the common factor cancelled:
         dL/dz = k (y - t) min(1, y (1 - y) / 1e-12),   k = dL/dL / N (or 1 for "sum").
-    Equal to the chain to rounding, saturated z included; the factor is 1 (and skipped)
-    unless some y (1 - y) < 1e-12, i.e. |z| > 27.6 in float64.
+    Equal to the chain to rounding, saturated z included; number operands are cached 0-d
+    arrays (``blas.constant``) and results are written in place, which is what makes this
+    worth fusing on small arrays.
     """
 
     name = "sigmoid+bce(fused)"
@@ -220,29 +224,43 @@ class SigmoidBCE(Op):
         self.bce = bce
 
     def forward(self, ctx, z, t):
+        xp = get_array_module(z)
         y = sigmoid_in_place(z)
         if t.dtype.kind != "f":
             t = t.astype(y.dtype)  # as bce does with integer 0/1 targets
-        losses, _ = self.bce.losses(y, t)  # bce's own per-element loss
-        scale = 1 / losses.size if self.bce.reduction == "mean" else 1.0
-        ctx.saved = (scale, y, t)
-        return y, get_array_module(y).asarray(losses.sum() * scale)
+        floor, one, inv_eps = self._constants(y)
+        lp = xp.log(y)
+        xp.maximum(lp, floor, out=lp)
+        lq = xp.negative(y)
+        xp.log1p(lq, out=lq)
+        xp.maximum(lq, floor, out=lq)
+        total = xp.vdot(t, xp.subtract(lq, lp, out=lp)) - lq.sum()
+        scale = 1 / y.size if self.bce.reduction == "mean" else 1.0
+        ctx.saved = (scale, y, t, xp)
+        return y, xp.asarray(total * scale, dtype=y.dtype)
 
     def backward(self, ctx, gy):
-        scale, y, t = ctx.saved
+        scale, y, t, xp = ctx.saved
         need_z, need_t = ctx.needs_input_grad
         k = gy * scale
         dz = dt = None
         if need_z:
-            q = y * (constant(1, y) - y)  # y (1 - y)
-            dz = y - t
+            _, one, inv_eps = self._constants(y)
+            q = xp.subtract(one, y)
+            q *= y                                  # y (1 - y)
+            q *= inv_eps
+            xp.minimum(q, one, out=q)               # min(1, y (1 - y) / 1e-12)
+            dz = xp.subtract(y, t)
+            dz *= q
             dz *= k
-            if float(q.min()) < GRAD_EPS:
-                q *= constant(1 / GRAD_EPS, q)
-                dz *= get_array_module(q).minimum(q, constant(1, q), out=q)
         if need_t:
             dt = k * self.bce.local_grads(False, True, y, t)[1]
         return dz, dt
+
+    @staticmethod
+    def _constants(y):
+        """-100, 1 and 1 / 1e-12 as 0-d arrays of y's dtype and device (made once)."""
+        return constant(LOG_FLOOR, y), constant(1, y), constant(1 / GRAD_EPS, y)
 
 
 class LogSoftmaxNLL(Op):
