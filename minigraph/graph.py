@@ -226,10 +226,8 @@ def _check_size(spec, node, what, shape):
                     f"{most:,} allowed in one tensor{per}", node, "op")
 
 
-def build_graph(spec: ModelSpec) -> Graph:
-    """Check ``spec`` as a graph, expand layer ops and infer every tensor's shape."""
-    tensors = _define_sources(spec)
-    params = dict(spec.params)
+def _index_producers(spec: ModelSpec, tensors: dict) -> dict:
+    """Tensor -> the file node that writes it; node names unique, each tensor written once."""
     producers: dict = {}
     names: dict = {}
     for node in spec.nodes:
@@ -245,6 +243,11 @@ def build_graph(spec: ModelSpec) -> Graph:
                 _fail(spec, f"tensor '{t}' is written by two nodes: '{producers[t].name}' and "
                             f"'{node.name}'; each tensor has one producer", node, "outputs")
             producers[t] = node
+    return producers
+
+
+def _check_reads(spec: ModelSpec, tensors: dict, producers: dict) -> None:
+    """Every tensor a node reads is defined (by a source or a node)."""
     defined = list(tensors) + list(producers)
     for node in spec.nodes:
         for j, t in enumerate(node.inputs):
@@ -253,40 +256,70 @@ def build_graph(spec: ModelSpec) -> Graph:
                             f"{did_you_mean(t, defined)}; defined tensors: {known(defined)}",
                       node, "inputs", j)
 
+
+def _add_primitive(spec, node: NodeSpec, op: Op, tensors: dict, nodes: list) -> None:
+    """A primitive file node: infer its output's shape and append it."""
+    out = node.outputs[0]
+    shape = _infer(spec, node, op, node.name, node.inputs, tensors)
+    tensors[out] = Tensor(out, "node", shape, "float32", node.name)
+    nodes.append(Node(node.name, op, list(node.inputs), [out], None, node))
+
+
+def _add_layer_params(spec, node: NodeSpec, new_params: dict, tensors: dict, producers: dict,
+                      params: dict) -> None:
+    """The params a layer creates: fresh names, sizes within limits, valid initializers."""
+    for pname, (pshape, init) in new_params.items():
+        if pname in tensors or pname in producers:
+            _fail(spec, f"layer '{node.name}' creates param '{pname}', but that name is "
+                        "already defined", node, "name")
+        _check_size(spec, node, f"param '{pname}' of layer '{node.name}'", pshape)
+        try:
+            check_init(init, pshape)
+        except InitError as exc:
+            _fail(spec, f"node '{node.name}': {exc}", node, "attrs")
+        params[pname] = ParamSpec(pname, list(pshape), init)
+        tensors[pname] = Tensor(pname, "param", tuple(pshape))
+
+
+def _add_layer_nodes(spec, node: NodeSpec, new_nodes: list, tensors: dict, nodes: list) -> None:
+    """The primitives a layer expands into, each bound and shape-checked, in their order."""
+    for sub_name, op_name, sub_inputs, sub_out, attrs in new_nodes:
+        sub_inputs = [node.inputs[0] if t is None else t for t in sub_inputs]
+        try:
+            sub_op = REGISTRY[op_name](**attrs)
+        except AttrError as exc:  # the layer's attrs passed on to a primitive
+            _fail(spec, f"node '{node.name}' ({node.op}): {exc}", node, "attrs")
+        shape = _infer(spec, node, sub_op, sub_name, sub_inputs, tensors)
+        tensors[sub_out] = Tensor(sub_out, "node", shape, "float32", sub_name)
+        nodes.append(Node(sub_name, sub_op, sub_inputs, [sub_out], node.name, node))
+
+
+def _expand_layer(spec, node: NodeSpec, op, tensors: dict, producers: dict, params: dict,
+                  nodes: list) -> None:
+    """A layer file node: its new params, then its primitives (grouped under its name)."""
+    try:
+        new_params, new_nodes = op.expand(node.name, tensors[node.inputs[0]].shape,
+                                          node.outputs[0])
+    except ShapeError as exc:
+        _fail(spec, f"node '{node.name}' ({node.op}): {exc}", node, "op")
+    _add_layer_params(spec, node, new_params, tensors, producers, params)
+    _add_layer_nodes(spec, node, new_nodes, tensors, nodes)
+
+
+def _build_nodes(spec: ModelSpec, tensors: dict, producers: dict, params: dict) -> list:
+    """Primitive nodes in schedule order: bind each op, expand layers, infer shapes."""
     nodes: list = []
     for node in _schedule(spec, producers):
         op = _bind_op(spec, node)
-        out = node.outputs[0]
-        if node.op not in LAYERS:
-            shape = _infer(spec, node, op, node.name, node.inputs, tensors)
-            tensors[out] = Tensor(out, "node", shape, "float32", node.name)
-            nodes.append(Node(node.name, op, list(node.inputs), [out], None, node))
-            continue
-        try:
-            new_params, new_nodes = op.expand(node.name, tensors[node.inputs[0]].shape, out)
-        except ShapeError as exc:
-            _fail(spec, f"node '{node.name}' ({node.op}): {exc}", node, "op")
-        for pname, (pshape, init) in new_params.items():
-            if pname in tensors or pname in producers:
-                _fail(spec, f"layer '{node.name}' creates param '{pname}', but that name is "
-                            "already defined", node, "name")
-            _check_size(spec, node, f"param '{pname}' of layer '{node.name}'", pshape)
-            try:
-                check_init(init, pshape)
-            except InitError as exc:
-                _fail(spec, f"node '{node.name}': {exc}", node, "attrs")
-            params[pname] = ParamSpec(pname, list(pshape), init)
-            tensors[pname] = Tensor(pname, "param", tuple(pshape))
-        for sub_name, op_name, sub_inputs, sub_out, attrs in new_nodes:
-            sub_inputs = [node.inputs[0] if t is None else t for t in sub_inputs]
-            try:
-                sub_op = REGISTRY[op_name](**attrs)
-            except AttrError as exc:  # the layer's attrs passed on to a primitive
-                _fail(spec, f"node '{node.name}' ({node.op}): {exc}", node, "attrs")
-            shape = _infer(spec, node, sub_op, sub_name, sub_inputs, tensors)
-            tensors[sub_out] = Tensor(sub_out, "node", shape, "float32", sub_name)
-            nodes.append(Node(sub_name, sub_op, sub_inputs, [sub_out], node.name, node))
+        if node.op in LAYERS:
+            _expand_layer(spec, node, op, tensors, producers, params, nodes)
+        else:
+            _add_primitive(spec, node, op, tensors, nodes)
+    return nodes
 
+
+def _check_outputs(spec: ModelSpec, tensors: dict) -> None:
+    """The outputs name tensors; the loss names a scalar tensor (every dimension 1)."""
     for j, t in enumerate(spec.outputs):
         if t not in tensors:
             _fail(spec, f"output '{t}' is not a tensor of the graph{did_you_mean(t, tensors)}",
@@ -300,6 +333,9 @@ def build_graph(spec: ModelSpec) -> Graph:
             _fail(spec, f"loss '{spec.loss}' must be a scalar, but its shape is "
                         f"{fmt_shape(shape)} (reduce it with sum or mean)", None, "loss")
 
+
+def _unused_param_warnings(spec: ModelSpec, params: dict, nodes: list) -> list:
+    """A located warning for each param no node reads."""
     warnings = []
     read = {t for n in nodes for t in n.inputs}
     for pname in params:
@@ -307,4 +343,16 @@ def build_graph(spec: ModelSpec) -> Graph:
             loc = spec.key_at("params", pname)
             where = f"{loc}: " if loc else ""
             warnings.append(f"{where}warning: param '{pname}' is not used by any node")
+    return warnings
+
+
+def build_graph(spec: ModelSpec) -> Graph:
+    """Check ``spec`` as a graph, expand layer ops and infer every tensor's shape."""
+    tensors = _define_sources(spec)
+    params = dict(spec.params)
+    producers = _index_producers(spec, tensors)
+    _check_reads(spec, tensors, producers)
+    nodes = _build_nodes(spec, tensors, producers, params)
+    _check_outputs(spec, tensors)
+    warnings = _unused_param_warnings(spec, params, nodes)
     return Graph(spec, nodes, tensors, params, warnings)

@@ -170,6 +170,96 @@ def _dummy(spec, n):
     return np.zeros(shape, dtype=spec.real_dtype)
 
 
+def _boundary_output(graph, output) -> str:
+    """The output to draw: the one asked for, else the model's first."""
+    if not graph.outputs:
+        raise MinigraphError(f"model '{graph.name}' has no outputs to classify with")
+    output = output or graph.outputs[0]
+    if output not in graph.outputs:
+        raise MinigraphError(f"'{output}' is not an output of model '{graph.name}'; its "
+                             f"outputs: {', '.join(graph.outputs)}")
+    return output
+
+
+def _training_points(graph, data_dir, feature, targets):
+    """The training set's points (float64) and their targets (None without a target input)."""
+    splits = load_splits(graph, data_dir)
+    if splits.train is None:
+        raise MinigraphError(f"model '{graph.name}' has no training data to draw")
+    x = np.asarray(splits.train[feature], dtype=np.float64)
+    t = np.asarray(splits.train[targets[0]]) if targets else None
+    return x, t
+
+
+def _boundary_grid(x, resolution: int):
+    """The frame around the points (padded by 15% of the wider spread) and its meshgrid."""
+    pad = 0.15 * max(np.ptp(x[:, 0]), np.ptp(x[:, 1]), 1e-3)
+    lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
+                         np.linspace(lo[1], hi[1], resolution))
+    return lo, hi, gx, gy
+
+
+def _grid_scores(graph, model, feature, output, gx, gy):
+    """The output at every grid point, one row per point (other inputs fed zeros)."""
+    grid = np.column_stack([gx.ravel(), gy.ravel()])
+    feeds = {feature: grid.astype(graph.inputs[feature].real_dtype)}
+    for name in graph.inputs:
+        if name != feature:
+            feeds[name] = _dummy(graph.inputs[name], len(grid))
+    score = np.asarray(model.forward(feeds)[output], dtype=np.float64)
+    return score.reshape(len(grid), -1)
+
+
+def _boundary_classes(graph, score, t):
+    """The threshold (one score column, else None) and each training point's class."""
+    if score.shape[1] == 1:
+        config = train_config(graph) if graph.spec.train is not None else None
+        level = config.threshold if config is not None and config.threshold is not None \
+            else (0.0 if t is not None and np.min(t) < 0 else 0.5)
+        return level, None if t is None else (np.ravel(t) > level).astype(int)
+    cls = None if t is None else (t.argmax(axis=1) if t.ndim == 2 and t.shape[1] > 1
+                                  else np.ravel(t).astype(int))
+    return None, cls
+
+
+def _draw_score_map(fig, ax, gx, gy, score, level, output):
+    """One score column: filled contours centred on the threshold, and its contour line."""
+    z = score[:, 0].reshape(gx.shape)
+    from matplotlib.colors import TwoSlopeNorm
+
+    inside = z.min() < level < z.max()
+    norm = TwoSlopeNorm(level, z.min(), z.max()) if inside else None
+    filled = ax.contourf(gx, gy, z, levels=20, cmap="RdBu_r", alpha=0.55, norm=norm)
+    fig.colorbar(filled, ax=ax, label=output)
+    if inside:
+        ax.contour(gx, gy, z, levels=[level], colors="black", linewidths=2)
+
+
+def _draw_class_map(ax, gx, gy, score):
+    """Several score columns: the argmax class as flat regions."""
+    z = score.argmax(axis=1).reshape(gx.shape)
+    ax.contourf(gx, gy, z, levels=np.arange(score.shape[1] + 1) - 0.5, cmap="tab10",
+                alpha=0.35)
+
+
+def _draw_points(ax, x, cls, two_classes: bool):
+    """The training points, one colour and marker per class (black without targets)."""
+    size = 70 if len(x) <= 50 else 22
+    if cls is None:
+        ax.scatter(x[:, 0], x[:, 1], s=size, c="black")
+        return
+    two = ["#1f4fbf", "#d62728"]  # the ends of RdBu_r, solid so points stand out
+    markers = "os^vDP*Xph"
+    for c in np.unique(cls):
+        mask = cls == c
+        color = two[int(c)] if two_classes else f"C{int(c) % 10}"
+        ax.scatter(x[mask, 0], x[mask, 1], s=size, c=color, edgecolors="white",
+                   linewidths=0.8, marker=markers[int(c) % len(markers)],
+                   label=f"class {c}")
+    ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+
+
 def plot_decision_boundary(model_path, params=None, out=None, *, data_dir=None,
                            resolution: int = 200, output: str | None = None):
     """Where a trained 2-input classifier says which class, with its training points.
@@ -181,67 +271,21 @@ def plot_decision_boundary(model_path, params=None, out=None, *, data_dir=None,
     """
     _require_matplotlib()
     graph = load_graph(model_path)
-    if not graph.outputs:
-        raise MinigraphError(f"model '{graph.name}' has no outputs to classify with")
-    output = output or graph.outputs[0]
-    if output not in graph.outputs:
-        raise MinigraphError(f"'{output}' is not an output of model '{graph.name}'; its "
-                             f"outputs: {', '.join(graph.outputs)}")
+    output = _boundary_output(graph, output)
     feature, targets = _feature_and_targets(graph, output)
-    splits = load_splits(graph, data_dir)
-    if splits.train is None:
-        raise MinigraphError(f"model '{graph.name}' has no training data to draw")
-    x = np.asarray(splits.train[feature], dtype=np.float64)
-    t = np.asarray(splits.train[targets[0]]) if targets else None
+    x, t = _training_points(graph, data_dir, feature, targets)
     model = Model(graph, params=_trained_params(graph, params, data_dir))
-
-    pad = 0.15 * max(np.ptp(x[:, 0]), np.ptp(x[:, 1]), 1e-3)
-    lo, hi = x.min(axis=0) - pad, x.max(axis=0) + pad
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
-                         np.linspace(lo[1], hi[1], resolution))
-    grid = np.column_stack([gx.ravel(), gy.ravel()])
-    feeds = {feature: grid.astype(graph.inputs[feature].real_dtype)}
-    for name in graph.inputs:
-        if name != feature:
-            feeds[name] = _dummy(graph.inputs[name], len(grid))
-    score = np.asarray(model.forward(feeds)[output], dtype=np.float64)
-    score = score.reshape(len(grid), -1)
+    lo, hi, gx, gy = _boundary_grid(x, resolution)
+    score = _grid_scores(graph, model, feature, output, gx, gy)
+    level, cls = _boundary_classes(graph, score, t)
 
     fig = _figure(figsize=(6, 5.2), layout="constrained")
     ax = fig.subplots()
     if score.shape[1] == 1:
-        config = train_config(graph) if graph.spec.train is not None else None
-        level = config.threshold if config is not None and config.threshold is not None \
-            else (0.0 if t is not None and np.min(t) < 0 else 0.5)
-        z = score[:, 0].reshape(gx.shape)
-        from matplotlib.colors import TwoSlopeNorm
-
-        inside = z.min() < level < z.max()
-        norm = TwoSlopeNorm(level, z.min(), z.max()) if inside else None
-        filled = ax.contourf(gx, gy, z, levels=20, cmap="RdBu_r", alpha=0.55, norm=norm)
-        fig.colorbar(filled, ax=ax, label=output)
-        if inside:
-            ax.contour(gx, gy, z, levels=[level], colors="black", linewidths=2)
-        cls = None if t is None else (np.ravel(t) > level).astype(int)
+        _draw_score_map(fig, ax, gx, gy, score, level, output)
     else:
-        z = score.argmax(axis=1).reshape(gx.shape)
-        ax.contourf(gx, gy, z, levels=np.arange(score.shape[1] + 1) - 0.5, cmap="tab10",
-                    alpha=0.35)
-        cls = None if t is None else (t.argmax(axis=1) if t.ndim == 2 and t.shape[1] > 1
-                                      else np.ravel(t).astype(int))
-    size = 70 if len(x) <= 50 else 22
-    if cls is None:
-        ax.scatter(x[:, 0], x[:, 1], s=size, c="black")
-    else:
-        two = ["#1f4fbf", "#d62728"]  # the ends of RdBu_r, solid so points stand out
-        markers = "os^vDP*Xph"
-        for c in np.unique(cls):
-            mask = cls == c
-            color = two[int(c)] if score.shape[1] == 1 else f"C{int(c) % 10}"
-            ax.scatter(x[mask, 0], x[mask, 1], s=size, c=color, edgecolors="white",
-                       linewidths=0.8, marker=markers[int(c) % len(markers)],
-                       label=f"class {c}")
-        ax.legend(loc="upper right", fontsize=8, framealpha=0.9)
+        _draw_class_map(ax, gx, gy, score)
+    _draw_points(ax, x, cls, score.shape[1] == 1)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     ax.set_xlabel(f"{feature}[0]")
@@ -329,6 +373,65 @@ class _PathRecorder(Callback):
         self.points.append(self._point())
 
 
+def _race_frame(paths: dict):
+    """The plot's corners: around the converged paths (all paths if none converged)."""
+    # Frame the runs that converged; a diverged path is drawn until it leaves the frame.
+    kept = [p for label, p in paths.items() if len(p) and "diverged" not in label]
+    points = np.concatenate(kept or [p for p in paths.values() if len(p)])
+    points = points[np.all(np.abs(points) < 1e6, axis=1)]
+    lo, hi = points.min(axis=0), points.max(axis=0)
+    span = np.maximum(hi - lo, 0.5)
+    return lo - 0.15 * span, hi + 0.15 * span
+
+
+def _loss_surface(graph, lo, hi, resolution: int, names, shapes):
+    """The loss on the training data at every point of a grid over the frame."""
+    model = Model(graph)
+    feeds = _race_feeds(graph)
+    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
+                         np.linspace(lo[1], hi[1], resolution))
+    loss = np.empty(gx.shape)
+    for idx in np.ndindex(gx.shape):
+        model.set_params(_split_point(np.array([gx[idx], gy[idx]]), names, shapes))
+        with np.errstate(over="ignore", invalid="ignore"):
+            model.forward(feeds)
+        loss[idx] = float(model.value(graph.loss).reshape(()))
+    return gx, gy, loss
+
+
+def _draw_loss_surface(ax, gx, gy, loss):
+    """Filled contours and contour lines: log-spaced for a positive loss, else linear."""
+    finite = loss[np.isfinite(loss)]
+    if finite.size and finite.min() >= 0 and finite.max() > 0:
+        floor = max(finite.min(), finite.max() * 1e-6, 1e-12)
+        levels = np.logspace(np.log10(floor), np.log10(finite.max()), 25)
+        surface = np.clip(loss, floor, None)
+        norm = _log_norm(floor, finite.max())
+        ax.contourf(gx, gy, surface, levels=levels, cmap="Blues_r", norm=norm, alpha=0.45)
+        ax.contour(gx, gy, surface, levels=levels, colors="#555555", linewidths=0.4,
+                   alpha=0.6)
+    elif finite.size:
+        ax.contourf(gx, gy, loss, levels=25, cmap="Blues_r", alpha=0.45)
+        ax.contour(gx, gy, loss, levels=25, colors="#555555", linewidths=0.4, alpha=0.6)
+
+
+def _draw_paths(ax, paths: dict, start):
+    """Each optimizer's path in its own colour with a dot at its end; a star at the start."""
+    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
+              "#17becf", "#bcbd22", "#7f7f7f"]
+    for (label, path), color in zip(paths.items(), colors * 4):
+        if len(path):
+            ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=1.6, label=label)
+            ax.plot(path[-1, 0], path[-1, 1], "o", color=color, ms=5)
+    ax.plot(start[0], start[1], "k*", ms=12, label="start")
+
+
+def _param_labels(names, shapes) -> list:
+    """One axis label per parameter value: the param's name, indexed when it has several."""
+    return [f"{n}{'' if int(np.prod(shapes[n])) == 1 else '[' + str(i) + ']'}"
+            for n in names for i in range(int(np.prod(shapes[n])))]
+
+
 def plot_optimizer_race(model_path, out=None, optimizers=None, *, epochs: int | None = None,
                         lr: float | None = None, resolution: int = 90):
     """The paths of several optimizers over the contour lines of a 2-parameter loss.
@@ -342,51 +445,17 @@ def plot_optimizer_race(model_path, out=None, optimizers=None, *, epochs: int | 
     paths = race_paths(graph, optimizers, epochs=epochs, lr=lr)
     names = list(graph.params)
     shapes = {n: tuple(graph.params[n].shape) for n in names}
-    # Frame the runs that converged; a diverged path is drawn until it leaves the frame.
-    kept = [p for label, p in paths.items() if len(p) and "diverged" not in label]
-    points = np.concatenate(kept or [p for p in paths.values() if len(p)])
-    points = points[np.all(np.abs(points) < 1e6, axis=1)]
+    lo, hi = _race_frame(paths)
     start = next(iter(paths.values()))[0]
-    lo, hi = points.min(axis=0), points.max(axis=0)
-    span = np.maximum(hi - lo, 0.5)
-    lo, hi = lo - 0.15 * span, hi + 0.15 * span
-
-    model = Model(graph)
-    feeds = _race_feeds(graph)
-    gx, gy = np.meshgrid(np.linspace(lo[0], hi[0], resolution),
-                         np.linspace(lo[1], hi[1], resolution))
-    loss = np.empty(gx.shape)
-    for idx in np.ndindex(gx.shape):
-        model.set_params(_split_point(np.array([gx[idx], gy[idx]]), names, shapes))
-        with np.errstate(over="ignore", invalid="ignore"):
-            model.forward(feeds)
-        loss[idx] = float(model.value(graph.loss).reshape(()))
+    gx, gy, loss = _loss_surface(graph, lo, hi, resolution, names, shapes)
 
     fig = _figure(figsize=(8, 6), layout="constrained")
     ax = fig.subplots()
-    finite = loss[np.isfinite(loss)]
-    if finite.size and finite.min() >= 0 and finite.max() > 0:
-        floor = max(finite.min(), finite.max() * 1e-6, 1e-12)
-        levels = np.logspace(np.log10(floor), np.log10(finite.max()), 25)
-        surface = np.clip(loss, floor, None)
-        norm = _log_norm(floor, finite.max())
-        ax.contourf(gx, gy, surface, levels=levels, cmap="Blues_r", norm=norm, alpha=0.45)
-        ax.contour(gx, gy, surface, levels=levels, colors="#555555", linewidths=0.4,
-                   alpha=0.6)
-    elif finite.size:
-        ax.contourf(gx, gy, loss, levels=25, cmap="Blues_r", alpha=0.45)
-        ax.contour(gx, gy, loss, levels=25, colors="#555555", linewidths=0.4, alpha=0.6)
-    colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
-              "#17becf", "#bcbd22", "#7f7f7f"]
-    for (label, path), color in zip(paths.items(), colors * 4):
-        if len(path):
-            ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=1.6, label=label)
-            ax.plot(path[-1, 0], path[-1, 1], "o", color=color, ms=5)
-    ax.plot(start[0], start[1], "k*", ms=12, label="start")
+    _draw_loss_surface(ax, gx, gy, loss)
+    _draw_paths(ax, paths, start)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
-    labels = [f"{n}{'' if int(np.prod(shapes[n])) == 1 else '[' + str(i) + ']'}"
-              for n in names for i in range(int(np.prod(shapes[n])))]
+    labels = _param_labels(names, shapes)
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     ax.set_title(f"{graph.name}: optimizer paths on the loss {graph.loss}")
