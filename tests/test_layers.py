@@ -1,4 +1,6 @@
-"""The package's layering: no import circle, pure drawing, and no printing below the CLI.
+"""The package's layering: no import circle, pure drawing, no printing below the CLI, and no
+function or class past its length budget.  (The floors themselves are import-linter's
+contracts in pyproject.toml, which ``make test`` runs first.)
 
 The scan is the one of the design review (§5): every relative import between modules of
 ``minigraph/``, then the strongly connected components of that graph.
@@ -10,6 +12,7 @@ import re
 from pathlib import Path
 
 import networkx as nx
+import pytest
 
 PACKAGE = Path(__file__).resolve().parent.parent / "minigraph"
 
@@ -59,3 +62,41 @@ def test_no_module_of_the_package_prints():
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and isinstance(node.func, ast.Name):
                 assert node.func.id != "print", f"{path.name}:{node.lineno} prints"
+
+
+# ==== length budgets (as tinygrad's sz.py keeps its line count) ==================================
+
+ROOT = PACKAGE.parent
+MAX_FUNCTION_LINES = 60
+MAX_CLASS_LINES = 200
+
+
+def python_files():
+    return sorted(p for pkg in ("minigraph", "cli") for p in (ROOT / pkg).rglob("*.py"))
+
+
+def lengths(kind):
+    for path in python_files():
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        for node in ast.walk(tree):
+            if isinstance(node, kind):
+                yield path.relative_to(ROOT), node.name, node.end_lineno - node.lineno + 1
+
+
+@pytest.mark.parametrize("kind, budget", [((ast.FunctionDef, ast.AsyncFunctionDef),
+                                           MAX_FUNCTION_LINES), (ast.ClassDef, MAX_CLASS_LINES)],
+                         ids=["functions", "classes"])
+def test_functions_and_classes_stay_within_budget(kind, budget):
+    long = [f"{path}: {name} ({n} lines)" for path, name, n in lengths(kind) if n > budget]
+    assert not long, f"over {budget} lines: " + "; ".join(long)
+
+
+def test_every_package_is_installed():
+    """A plain ``pip install .`` installs exactly the packages pyproject.toml lists."""
+    import tomllib
+
+    listed = set(tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+                 ["packages"])
+    found = {".".join(p.parent.relative_to(ROOT).parts)
+             for p in (ROOT / "minigraph").rglob("__init__.py")} | {"minigraph.cli"}
+    assert found <= listed, f"packages missing from pyproject.toml: {sorted(found - listed)}"
