@@ -28,7 +28,7 @@ from .checkpoint import (Checkpoint, check_save_target, defer_sigint, interrupt_
                          load_checkpoint, save_checkpoint)
 from .data import DataSplits, iterate_batches, load_data, num_examples
 from .engine import Executor, init_params
-from .errors import DataError, MinigraphError, ModelError, did_you_mean
+from .errors import DataError, MinigraphError, ModelError, UnknownName, did_you_mean
 from .graph import Graph, build_graph
 from .loader import read_file
 from .optim import make_optimizer
@@ -108,15 +108,15 @@ class Model:
             return to_numpy(self.last.values[name])
         if name in self.params:
             return to_numpy(self.params[name])
-        raise KeyError(f"no value for tensor '{name}'{did_you_mean(name, self.graph.tensors)}"
+        raise UnknownName(f"no value for tensor '{name}'{did_you_mean(name, self.graph.tensors)}"
                        + ("" if self.last else " (run forward() first)"))
 
     def grad(self, name: str) -> np.ndarray | None:
         """d(loss)/d(tensor) from the last backward pass (None if the loss does not reach it)."""
         if self.last is None or not self.last.grads:
-            raise KeyError("no gradients yet: call backward() first")
+            raise UnknownName("no gradients yet: call backward() first")
         if name not in self.graph.tensors:
-            raise KeyError(f"no tensor '{name}'{did_you_mean(name, self.graph.tensors)}")
+            raise UnknownName(f"no tensor '{name}'{did_you_mean(name, self.graph.tensors)}")
         g = self.last.grads.get(name)
         return None if g is None else to_numpy(g)
 

@@ -55,6 +55,11 @@ class RunError(MinigraphError):
     """The run itself failed (for example the loss became NaN); the CLI exits 1."""
 
 
+class UnknownName(MinigraphError, KeyError):
+    """A tensor, node or param name the model does not have (also a ``KeyError``, so code
+    that looks names up the dict way keeps working)."""
+
+
 def did_you_mean(name: str, choices) -> str:
     """Return ``" (did you mean 'x'?)"`` for the closest choice, or ``""``."""
     try:

@@ -17,7 +17,7 @@ import networkx as nx
 import numpy as np
 
 from . import limits
-from .errors import ModelError, did_you_mean, known
+from .errors import ModelError, UnknownName, did_you_mean, known
 from .initializers import InitError, check_init
 from .ops import REGISTRY, Op
 from .ops.base import AttrError, ShapeError, fmt_shape
@@ -83,7 +83,7 @@ class Graph:
         for n in self.nodes:
             if n.name == name:
                 return n
-        raise KeyError(f"no node '{name}'{did_you_mean(name, [n.name for n in self.nodes])}")
+        raise UnknownName(f"no node '{name}'{did_you_mean(name, [n.name for n in self.nodes])}")
 
     def consumers(self, tensor: str) -> list:
         """Nodes that read ``tensor``, in schedule order."""
