@@ -376,6 +376,8 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
     graph = load_graph(source)
     if save:
         check_save_target(save)
+    if log:
+        _check_log_target(log)
     if graph.spec.train is None and train is None:
         given = [f"--{k.replace('_', '-')}" for k, v in (("epochs", epochs), (
             "batch_size", batch_size), ("lr", lr), ("save", save), ("log", log)) if v]
@@ -408,6 +410,24 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
     return result
 
 
+def _check_log_target(log) -> None:
+    """The ``--log`` file can be written: its folder exists and it is not a folder."""
+    path = Path(log)
+    folder = path.parent if str(path.parent) else Path(".")
+    if not folder.is_dir():
+        raise MinigraphError(f"cannot write the log {log}: folder {folder} does not exist")
+    if path.is_dir():
+        raise MinigraphError(f"cannot write the log {log}: it is a folder")
+
+
+def _open_log(log):
+    """The ``--log`` file, opened for writing (one JSON line per epoch)."""
+    try:
+        return open(log, "w", encoding="utf-8")  # noqa: SIM115  (closed by _train)
+    except OSError as exc:
+        raise MinigraphError(f"cannot write the log {log}: {exc.strerror or exc}") from None
+
+
 def _train(graph: Graph, config, ckpt, guard, callback, *, backend, log, data_dir) -> Trainer:
     """Make the trainer and fit, writing the log; returns it with its ``history`` set.
 
@@ -418,7 +438,7 @@ def _train(graph: Graph, config, ckpt, guard, callback, *, backend, log, data_di
     try:
         trainer = Trainer(graph, config, load_splits(graph, data_dir), backend=backend,
                           checkpoint=ckpt)
-        log_file = open(log, "w", encoding="utf-8") if log else None  # noqa: SIM115
+        log_file = _open_log(log) if log else None
         if callback is not None:
             callback.on_train_begin(total=config.epochs, start=trainer.epoch,
                                     log_every=config.log_every, trainer=trainer)

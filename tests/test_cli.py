@@ -390,3 +390,16 @@ def test_eval_of_a_model_without_loss_says_eval_needs_one(tmp_path):
     result = invoke("eval", ROOT / "models" / "xor_handset.yaml", "--params", ckpt)
     assert result.exit_code == 2
     assert "has no 'loss': this command needs one" in result.output
+
+
+def test_unwritable_outputs_are_one_line_with_the_path(tmp_path):
+    """A --log whose folder is missing is refused before training; a picture that cannot be
+    written names its path (no bare errno, no traceback)."""
+    result = invoke("run", XOR, "--epochs", "1", "--log", str(tmp_path / "no" / "x.jsonl"))
+    assert result.exit_code == 2
+    assert f"cannot write the log {tmp_path / 'no' / 'x.jsonl'}: folder" in result.output
+    assert "Traceback" not in result.output
+    if Path("/dev/full").exists():
+        result = invoke("render", XOR, "-o", "/dev/full", "--format", "dot")
+        assert result.exit_code == 2
+        assert "cannot write /dev/full: No space left on device" in result.output

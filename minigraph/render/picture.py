@@ -135,6 +135,13 @@ def _target_format(path: Path, fmt: str | None) -> str:
 
 # ==== the picture =================================================================================
 
+def _write(path: Path, data: bytes) -> None:
+    try:
+        path.write_bytes(data)
+    except OSError as exc:
+        raise MinigraphError(f"cannot write {path}: {exc.strerror or exc}") from None
+
+
 class GraphPicture:
     """A drawn graph: ``.dot`` source, ``.save(path)``, and inline display in Jupyter."""
 
@@ -173,13 +180,13 @@ class GraphPicture:
         path = Path(path)
         fmt = _target_format(path, format)
         if fmt == "dot":
-            path.write_text(self.dot, encoding="utf-8")
+            _write(path, self.dot.encode("utf-8"))
             return path
         if find_renderer() is None:
             dot_path = path.with_suffix(".dot")
-            dot_path.write_text(self.dot, encoding="utf-8")
+            _write(dot_path, self.dot.encode("utf-8"))
             raise MinigraphError(NO_RENDERER.format(dot=dot_path))
-        path.write_bytes(self.pipe(fmt))
+        _write(path, self.pipe(fmt))
         return path
 
     # -- Jupyter ----------------------------------------------------------------------------
