@@ -78,11 +78,6 @@ class TrainConfig:
     threshold: float | None = None  # binary accuracy threshold (default 0.5, or 0 for ±1)
 
 
-def check_seed(seed, where="seed"):
-    """A seed is a whole number in 0 ... 2**64 - 1 (NumPy refuses negative ones)."""
-    return TRAIN_OPTIONS["seed"].check("seed", seed, where)
-
-
 def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
     """Check the model's ``train`` section and apply command-line overrides."""
     spec = graph.spec
@@ -99,12 +94,10 @@ def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
     for key, value in (overrides or {}).items():
         if value is None:
             continue
-        if key == "seed":
-            check_seed(value, "--seed")
-        if key == "lr":
+        if key == "lr":  # checked with the optimizer's options
             cfg.optimizer["lr"] = value
-        else:
-            setattr(cfg, key, value)
+        else:  # checked as the train section's own key is (a flag has the same bounds)
+            setattr(cfg, key, TRAIN_OPTIONS[key].check(key, value, f"--{key.replace('_', '-')}"))
     return cfg
 
 

@@ -403,3 +403,10 @@ def test_unwritable_outputs_are_one_line_with_the_path(tmp_path):
         result = invoke("render", XOR, "-o", "/dev/full", "--format", "dot")
         assert result.exit_code == 2
         assert "cannot write /dev/full: No space left on device" in result.output
+
+
+def test_flags_have_the_bounds_of_the_keys_they_override():
+    """--epochs 10**20 would run for ever: refused like train.epochs: 10**20 in the file."""
+    result = invoke("run", XOR, "--epochs", 10**20, "--quiet")
+    assert result.exit_code == 2
+    assert "--epochs must be at most 1,000,000,000" in result.output
