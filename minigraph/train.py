@@ -439,11 +439,12 @@ class Trainer:
         implementations of the same rules, one flat array behind all params and the
         optimizer's update on it in one go."""
         self.kernels = kernels.enabled(use_kernels)
-        self.executor = Executor(self.graph, self.backend,
-                                 rewrites=kernels.training_rewrites(self.kernels))
+        rewrites = kernels.training_rewrites(self.kernels)
+        self.executor = Executor(self.graph, self.backend, rewrites=rewrites)
         params = init_params(self.graph, self.config.seed, self.backend)
         self.params = kernels.pack_params(params) if self.kernels else params
-        self.update = kernels.FlatUpdate(self.optimizer) if self.kernels else self.optimizer
+        self.update = kernels.training_update(self.optimizer, rewrites) if self.kernels \
+            else self.optimizer
 
     def _move_data(self, data: DataSplits) -> None:
         """Move the data to the device once, and check every batch shape a run will see now:

@@ -36,6 +36,7 @@ class Executor:
         self.rewrites = tuple(rewrites)
         self.keep = set(keep) | set(graph.outputs) | ({graph.loss} if graph.loss else set())
         self.feeds = FeedChecker(graph, self.backend, dtype)
+        self._seeds = {}  # (shape, dtype) -> the ones that start backward, see seed()
         self.set_wrt(wrt)
         self.constants = {
             name: self.backend.asarray(np.asarray(c.value, dtype=c.dtype or dtype))
@@ -70,6 +71,17 @@ class Executor:
     # -- passes: the two loops of run.py, as methods ---------------------------------------
     forward = runs.forward
     backward = runs.backward
+
+    def seed(self, loss):
+        """d(loss)/d(loss) = 1 shaped like the loss (a scalar: shape ()): an array of ones
+        made once per shape and dtype, read-only where the backend allows."""
+        key = (loss.shape, loss.dtype)
+        ones = self._seeds.get(key)
+        if ones is None:
+            ones = self._seeds[key] = self.xp.ones(loss.shape, dtype=loss.dtype)
+            if isinstance(ones, np.ndarray):
+                ones.flags.writeable = False  # an op that wrote into dL/dL would fail here
+        return ones
 
     def first_nonfinite(self, run: Pass):
         """The first node (in schedule order) whose output holds NaN or inf, or None."""

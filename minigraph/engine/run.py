@@ -76,9 +76,7 @@ def backward(executor, run: Pass, loss: str | None = None, keep_all: bool = True
     loss = loss or executor.graph.loss
     if loss is None:
         raise DataError("the model has no 'loss', so there is nothing to differentiate")
-    seed = run.values[loss]  # d(loss)/d(loss) = 1, shaped like the loss (a scalar: shape ())
-    grads = {loss: executor.xp.asarray(1, dtype=seed.dtype) if seed.ndim == 0
-             else executor.xp.ones(seed.shape, dtype=seed.dtype)}
+    grads = {loss: executor.seed(run.values[loss])}  # d(loss)/d(loss) = 1
     wanted, ctxs = executor.wanted, run.ctxs
     for step in executor.backward_steps:
         out = step.outputs[-1]

@@ -21,6 +21,7 @@ to the same results.
 """
 from __future__ import annotations
 
+import collections
 import functools
 import os
 
@@ -58,23 +59,40 @@ class TrainingKernels:
     """The training plan's rewrite: fuse chains, then swap in faster implementations.
 
     One instance per plan: its steps share one :class:`~.memory.Workspace`, and run with a
-    :class:`~.context.KernelContext` that lends its buffers.
+    :class:`~.context.KernelContext` that lends its buffers.  Once the optimizer's flat
+    update has its gradient buffer, :meth:`give_grad_buffers` tells each step where to write
+    the gradients of the params that it alone reads, so they need no copying there.
     """
 
     def __init__(self):
         self.workspace = Workspace()
-        # (training, rng, needs_input_grad, owns_outputs) -> a context lending our buffers
-        self.context = functools.partial(KernelContext, workspace=self.workspace)
+        self.grad_buffers: dict = {}  # param -> its view of the flat gradient buffer
+        self._slots: list = []  # (a step's grad_into list, input position, param)
 
     def __call__(self, graph, steps, keep, wanted) -> list:
+        steps = list(fuse_chains(graph, steps, keep, wanted))
+        readers = collections.Counter(t for step in steps for t in step.inputs)
+        self._slots = []
         out = []
-        for step in fuse_chains(graph, steps, keep, wanted):
+        for step in steps:
             op = step.op
             faster = FASTER.get(op.name)
             if faster is not None:
                 op = faster(op)
-            out.append(Step(step.name, op, step.inputs, step.outputs, context=self.context))
+            into = [None] * max(len(step.inputs), 4)
+            self._slots += [(into, i, t) for i, t in enumerate(step.inputs)
+                            if t in graph.params and readers[t] == 1]
+            # (training, rng, needs_input_grad, owns_outputs) -> a context lending our buffers
+            context = functools.partial(KernelContext, workspace=self.workspace, grad_into=into)
+            out.append(Step(step.name, op, step.inputs, step.outputs, context=context))
+        self.give_grad_buffers(self.grad_buffers)
         return out
+
+    def give_grad_buffers(self, buffers: dict) -> None:
+        """Where each param's gradient should be written from now on (name -> array)."""
+        self.grad_buffers = dict(buffers)
+        for into, i, name in self._slots:
+            into[i] = self.grad_buffers.get(name)
 
 
 def training_rewrites(flag=None) -> tuple:
@@ -82,5 +100,13 @@ def training_rewrites(flag=None) -> tuple:
     return (TrainingKernels(),) if enabled(flag) else ()
 
 
+def training_update(optimizer, rewrites=()) -> FlatUpdate:
+    """The optimizer step of a training plan made with ``rewrites``: flat, and writing its
+    gradient buffer's place into the plan's kernels (so they fill it directly)."""
+    kernels = [r for r in rewrites if isinstance(r, TrainingKernels)]
+    return FlatUpdate(optimizer, on_grad_buffer=kernels[0].give_grad_buffers if kernels
+                      else None)
+
+
 __all__ = ["FASTER", "FlatUpdate", "TrainingKernels", "enabled", "pack_params",
-           "training_rewrites"]
+           "training_rewrites", "training_update"]

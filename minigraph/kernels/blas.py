@@ -12,17 +12,19 @@ import numpy
 from ..backend import get_array_module
 
 
-def sum_leading(g, axes: int):
+def sum_leading(g, axes: int, out=None):
     """``g`` summed over its first ``axes`` axes (a bias gradient: over batch and pixels).
 
     For floats this is one matrix-vector product, ``ones @ g`` with g seen as (rows, rest):
     BLAS runs it several times faster than ``sum`` runs a tall array with a short last axis
     (and, measured, no slower on tiny ones).  Equal to ``g.sum(axis=...)`` to rounding.
+    ``out`` (a batch of rows only) receives the sums, as NumPy's ``out=``.
     """
+    if g.ndim == 2 and axes == 1 and g.dtype.kind == "f":  # a batch of rows, as it is
+        xp = get_array_module(g)
+        return xp.matmul(_ones(xp, g.shape[0], g.dtype), g, out=out)
     if g.dtype.kind != "f":
         return g.sum(axis=0) if axes == 1 else g.sum(axis=tuple(range(axes)))
-    if g.ndim == 2 and axes == 1:  # a batch of rows, as it is
-        return _ones(get_array_module(g), g.shape[0], g.dtype) @ g
     if not g.flags.c_contiguous:  # seeing it as (rows, rest) would copy it
         return g.sum(axis=tuple(range(axes)))
     rows = math.prod(g.shape[:axes])
@@ -66,13 +68,21 @@ def constant(value, like):
     return c
 
 
-def sigmoid_in_place(z):
+def sigmoid_in_place(z, own=False):
     """1 / (1 + e^-z) as ``ops.activation.stable_sigmoid`` computes it (the same operations,
-    so the same bits), written over a temporary instead of allocating three."""
+    so the same bits), written over one temporary instead of allocating three -- over ``z``
+    itself when the caller owns it (``own``)."""
     xp = get_array_module(z)
     if z.ndim == 0:
         return xp.asarray(xp.exp(-xp.logaddexp(0, -z)))
-    t = xp.logaddexp(constant(0, z), -z)
+    return sigmoid_over(xp, z, z if own else None, constant(0, z))
+
+
+def sigmoid_over(xp, z, out, zero):
+    """:func:`sigmoid_in_place` for an array z (ndim >= 1) with its module, the array to
+    write (None: a new one) and 0 as a 0-d array of z's dtype already at hand."""
+    t = xp.negative(z, out=out)
+    xp.logaddexp(zero, t, out=t)
     xp.negative(t, out=t)
     xp.exp(t, out=t)
     return t

@@ -9,13 +9,15 @@ class KernelContext(Context):
 
     ``workspace`` lends ``empty`` arrays reused across steps (see :mod:`.memory`);
     ``owns_outputs`` says that nobody else keeps what forward returned, so backward may
-    overwrite it (its readers are done: they come later in forward, earlier in backward).
+    overwrite it (its readers are done: they come later in forward, earlier in backward);
+    ``grad_into`` holds, per input, an array to write that input's gradient into (or None):
+    the optimizer's flat gradient buffer for params only this step reads.
     """
 
-    __slots__ = ("workspace", "owns_outputs")
+    __slots__ = ("workspace", "owns_outputs", "grad_into")
 
     def __init__(self, training=False, rng=None, needs_input_grad=(), owns_outputs=False,
-                 workspace=None):
+                 workspace=None, grad_into=(None, None, None, None)):
         # the plain fields set here rather than through Context.__init__: one Python call
         # less on every step of every training pass
         self.saved = None
@@ -24,6 +26,7 @@ class KernelContext(Context):
         self.needs_input_grad = needs_input_grad
         self.workspace = workspace
         self.owns_outputs = owns_outputs
+        self.grad_into = grad_into
 
     def empty(self, xp, shape, dtype):
         """An uninitialised array to fill (from the workspace when the plan has one)."""

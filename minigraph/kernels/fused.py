@@ -26,14 +26,18 @@ uses bce's own loss on sigmoid's own output; a model that wants the stable form 
 |                              |                | unbroadcast; one op call instead of two       |
 | sigmoid -> bce               | SigmoidBCE     | dL/dz = k (y - t): y (1 - y) cancels (exactly |
 |                              |                | where y (1 - y) >= 1e-12, else it scales)     |
+| matmul -> add -> sigmoid     | LinearSigmoid- | both of the above in one step                 |
+| -> bce                       | BCE            |                                               |
 | log_softmax -> nll           | LogSoftmaxNLL  | dL/dx = (softmax - one_hot) / N in one step   |
 """
 from __future__ import annotations
 
+import functools
+
 from ..ops.base import Op, get_array_module
 from ..ops.loss import GRAD_EPS, LOG_FLOOR, CrossEntropy
 from ..ops.probability import log_softmax
-from .blas import constant, sigmoid_in_place, sum_leading
+from .blas import constant, sigmoid_in_place, sigmoid_over, sum_leading
 from .conv_nhwc import Conv2DChannelsLast, PoolTiles, channels_first, channels_last
 from .conv_nhwc import is_channels_last
 from .losses import CrossEntropyRows
@@ -53,15 +57,20 @@ class LinearFused(Op):
 
     def backward(self, ctx, gy):
         x, w = ctx.saved
-        return linear_grads(ctx.needs_input_grad, x, w, gy)
+        return linear_grads(ctx.needs_input_grad, x, w, gy, ctx.grad_into)
 
 
-def linear_grads(needs, x, w, gz):
-    """(dx, dW, db) of z = x W + b from dL/dz; None for what ``needs`` does not ask for."""
-    need_x, need_w, need_b = needs
+def linear_grads(needs, x, w, gz, into=(None, None, None)):
+    """(dx, dW, db) of z = x W + b from dL/dz; None for what ``needs`` does not ask for.
+
+    ``into``: where the plan wants dW and db written (the optimizer's flat gradient buffer,
+    see :meth:`.TrainingKernels.give_grad_buffers`), else None: new arrays.
+    """
+    need_x, need_w, need_b = needs[:3]
+    xp = get_array_module(gz)
     return (gz @ w.T if need_x else None,
-            x.T @ gz if need_w else None,
-            sum_leading(gz, 1) if need_b else None)
+            xp.matmul(x.T, gz, out=into[1]) if need_w else None,
+            sum_leading(gz, 1, out=into[2]) if need_b else None)
 
 
 def _relu_in_place(z):
@@ -97,7 +106,7 @@ def _tanh_grad(y, gy):
 # over y).  Each derivative is read from the output, so z need not be kept.
 ACTIVATIONS = {
     "relu": (_relu_in_place, _relu_grad),
-    "sigmoid": (sigmoid_in_place, _sigmoid_grad),
+    "sigmoid": (functools.partial(sigmoid_in_place, own=True), _sigmoid_grad),
     "tanh": (_tanh_in_place, _tanh_grad),
 }
 
@@ -123,7 +132,7 @@ class LinearAct(LinearFused):
         ctx.saved = None
         if not ctx.owns_outputs:  # somebody may still read y: work on a copy
             y = y.copy()
-        return linear_grads(ctx.needs_input_grad, x, w, self.derivative(y, gy))
+        return linear_grads(ctx.needs_input_grad, x, w, self.derivative(y, gy), ctx.grad_into)
 
 
 class FlattenLinear(Op):
@@ -212,9 +221,10 @@ class SigmoidBCE(Op):
     Backward multiplies bce's dL/dy = k (y - t) / max(y (1 - y), 1e-12) by sigmoid's
     dy/dz = y (1 - y) with the common factor cancelled:
         dL/dz = k (y - t) min(1, y (1 - y) / 1e-12),   k = dL/dL / N (or 1 for "sum").
-    Equal to the chain to rounding, saturated z included; number operands are cached 0-d
-    arrays (``blas.constant``) and results are written in place, which is what makes this
-    worth fusing on small arrays.
+    Equal to the chain to rounding, saturated z included; number operands are 0-d arrays
+    of y's dtype made once per op and dtype, and results are written in place, which is
+    what makes this worth fusing on small arrays.  ``loss`` and ``grads`` are the two halves,
+    shared with :class:`LinearSigmoidBCE`.
     """
 
     name = "sigmoid+bce(fused)"
@@ -222,30 +232,38 @@ class SigmoidBCE(Op):
 
     def __init__(self, bce):
         self.bce = bce
+        self.mean = bce.reduction == "mean"
+        self._constants = {}  # (array type, dtype, device) -> 0, -100, 1, 1e12 as 0-d arrays
 
     def forward(self, ctx, z, t):
+        y, loss, ctx.saved = self.loss(z, t, own=False)
+        return y, loss
+
+    def backward(self, ctx, gy):
+        return self.grads(ctx.saved, gy, *ctx.needs_input_grad)
+
+    def loss(self, z, t, own):
+        """(y, L, what ``grads`` needs); ``own``: z is the caller's to overwrite."""
         xp = get_array_module(z)
-        y = sigmoid_in_place(z)
+        zero, floor, one, inv_eps = self.constants(z)
+        y = sigmoid_over(xp, z, z if own else None, zero) if z.ndim else sigmoid_in_place(z)
         if t.dtype.kind != "f":
             t = t.astype(y.dtype)  # as bce does with integer 0/1 targets
-        floor, one, inv_eps = self._constants(y)
         lp = xp.log(y)
         xp.maximum(lp, floor, out=lp)
         lq = xp.negative(y)
         xp.log1p(lq, out=lq)
         xp.maximum(lq, floor, out=lq)
         total = xp.vdot(t, xp.subtract(lq, lp, out=lp)) - lq.sum()
-        scale = 1 / y.size if self.bce.reduction == "mean" else 1.0
-        ctx.saved = (scale, y, t, xp)
-        return y, xp.asarray(total * scale, dtype=y.dtype)
+        scale = 1 / y.size if self.mean else 1.0
+        return y, xp.asarray(total * scale, dtype=y.dtype), (scale, y, t, xp, one, inv_eps)
 
-    def backward(self, ctx, gy):
-        scale, y, t, xp = ctx.saved
-        need_z, need_t = ctx.needs_input_grad
+    def grads(self, saved, gy, need_z, need_t):
+        """(dL/dz, dL/dt) from what ``loss`` kept and dL/dL."""
+        scale, y, t, xp, one, inv_eps = saved
         k = gy * scale
         dz = dt = None
         if need_z:
-            _, one, inv_eps = self._constants(y)
             q = xp.subtract(one, y)
             q *= y                                  # y (1 - y)
             q *= inv_eps
@@ -257,10 +275,39 @@ class SigmoidBCE(Op):
             dt = k * self.bce.local_grads(False, True, y, t)[1]
         return dz, dt
 
-    @staticmethod
-    def _constants(y):
-        """-100, 1 and 1 / 1e-12 as 0-d arrays of y's dtype and device (made once)."""
-        return constant(LOG_FLOOR, y), constant(1, y), constant(1 / GRAD_EPS, y)
+    def constants(self, y):
+        """0, -100, 1 and 1 / 1e-12 as 0-d arrays of y's dtype and device (made once)."""
+        key = (type(y), y.dtype, y.device)
+        found = self._constants.get(key)
+        if found is None:
+            found = self._constants[key] = tuple(constant(c, y) for c in
+                                                 (0, LOG_FLOOR, 1, 1 / GRAD_EPS))
+        return found
+
+
+class LinearSigmoidBCE(Op):
+    """(y, L) = sigmoid+bce(x W + b, t): a linear layer's product and bias, then
+    :class:`SigmoidBCE` on them in one step (one op call and one context instead of two).
+    The product is ours, so the sigmoid is computed over it."""
+
+    name = "linear+sigmoid+bce(fused)"
+    inputs = ("x", "W", "b", "target")
+
+    def __init__(self, bce):
+        self.tail = SigmoidBCE(bce)
+
+    def forward(self, ctx, x, w, b, t):
+        z = x @ w
+        z += b
+        y, loss, saved = self.tail.loss(z, t, own=True)
+        ctx.saved = (x, w, saved)
+        return y, loss
+
+    def backward(self, ctx, gy):
+        x, w, saved = ctx.saved
+        needs = ctx.needs_input_grad
+        dz, dt = self.tail.grads(saved, gy, True, needs[3])
+        return (*linear_grads(needs, x, w, dz, ctx.grad_into), dt)
 
 
 class LogSoftmaxNLL(Op):

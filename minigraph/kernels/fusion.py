@@ -13,7 +13,7 @@ from typing import Callable
 
 from ..engine.plan import Step
 from .fused import (ACTIVATIONS, ConvReLUPool, FlattenLinear, LinearAct, LinearFused,
-                    LogSoftmaxNLL, SigmoidBCE)
+                    LinearSigmoidBCE, LogSoftmaxNLL, SigmoidBCE)
 
 
 # ==== when a chain may fuse ======================================================================
@@ -84,6 +84,8 @@ class Fusion:
 FUSIONS = (
     Fusion(("conv2d", "relu", "maxpool2d"), lambda n: ConvReLUPool(n[0].op, n[2].op), (2,),
            _pool_after_conv),
+    Fusion(("matmul", "add", "sigmoid", "bce"), lambda n: LinearSigmoidBCE(n[3].op), (2, 3),
+           _bias_of),
     *(Fusion(("matmul", "add", act), lambda n: LinearAct(n[2].op_name), (2,),
              _bias_then_free_activation) for act in ACTIVATIONS),
     Fusion(("flatten", "matmul", "add"), lambda n: FlattenLinear(), (2,), _flat_image_bias),

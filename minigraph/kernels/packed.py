@@ -78,9 +78,12 @@ class FlatUpdate:
 
     flat_max_size = 1 << 16
 
-    def __init__(self, optimizer):
+    def __init__(self, optimizer, on_grad_buffer=None):
         self.optimizer = optimizer
         self._flat = None  # the flat update's buffers and state, see _step_flat()
+        # called with {param: its view of the flat gradient buffer} when that buffer is made,
+        # so that backward can write the gradients there (then they are not copied)
+        self.on_grad_buffer = on_grad_buffer
 
     def step(self, params: dict, grads: dict) -> None:
         opt = self.optimizer
@@ -116,13 +119,16 @@ class FlatUpdate:
                                  "grad_views": params.views_of(grad), "slot_views": {},
                                  "states": [opt.state.setdefault(name, {}) for name in params],
                                  "owner": opt.state}
+            if self.on_grad_buffer is not None:
+                self.on_grad_buffer(dict(flat["grad_views"]))
         if not params.intact():
             return False
         for name, view in flat["grad_views"]:
             g = grads.get(name)
             if g is None:
                 return False
-            view[...] = g
+            if g is not view:  # (backward wrote it there itself when it could)
+                view[...] = g
         grad, state = flat["grad"], flat["state"]
         if opt.weight_decay != 0:
             grad += opt.weight_decay * params.flat
