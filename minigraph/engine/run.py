@@ -54,7 +54,7 @@ def forward(executor, params: dict, feeds: dict, *, training: bool = False, rng=
         elif len(xs) == 1:
             y = step.op.forward(ctx, values[xs[0]])
         else:
-            y = step.op.forward(ctx, *[values[t] for t in xs])
+            y = step.op.forward(ctx, *map(values.__getitem__, xs))
         if len(step.outputs) == 1:
             values[step.outputs[0]] = y
         else:

@@ -119,16 +119,18 @@ class FlatUpdate:
                                  "grad_views": params.views_of(grad), "slot_views": {},
                                  "states": [opt.state.setdefault(name, {}) for name in params],
                                  "owner": opt.state}
+            flat["names"], flat["views"] = zip(*flat["grad_views"])
             if self.on_grad_buffer is not None:
                 self.on_grad_buffer(dict(flat["grad_views"]))
         if not params.intact():
             return False
-        for name, view in flat["grad_views"]:
-            g = grads.get(name)
-            if g is None:
-                return False
-            if g is not view:  # (backward wrote it there itself when it could)
-                view[...] = g
+        if not all(map(operator.is_, map(grads.get, flat["names"]), flat["views"])):
+            for name, view in flat["grad_views"]:  # (backward wrote them there itself when
+                g = grads.get(name)                 # it could: then there is nothing to copy)
+                if g is None:
+                    return False
+                if g is not view:
+                    view[...] = g
         grad, state = flat["grad"], flat["state"]
         if opt.weight_decay != 0:
             grad += opt.weight_decay * params.flat
