@@ -1,0 +1,53 @@
+"""One rank of the data-parallel tests (tests/test_distributed.py), started by ``mpiexec``.
+
+    mpiexec -n N python tests/mpi_worker.py train MODEL OUT [OVERRIDES_JSON]
+        trains MODEL with ``run_model(..., distributed=True)`` and writes this rank's params
+        (OUT/rankR.npz) and history (OUT/rankR.json)
+    mpiexec -n N python tests/mpi_worker.py fail-raise|fail-nan MODEL [CLI ARGS...]
+        ``minigraph run MODEL --distributed ...`` where the last rank fails in its third
+        step: an uncaught exception, or a NaN loss (a RunError, exit 1)
+"""
+import json
+import sys
+
+import numpy as np
+
+
+def train(model, out, overrides):
+    from minigraph.api import run_model
+    from minigraph.backend import to_numpy
+
+    result = run_model(model, distributed=True, **overrides)
+    trainer = result.trainer
+    rank = trainer.job.rank
+    np.savez(f"{out}/rank{rank}.npz", **{k: to_numpy(v) for k, v in trainer.params.items()})
+    with open(f"{out}/rank{rank}.json", "w", encoding="utf-8") as f:
+        json.dump({"records": result.history.records, "size": trainer.job.size,
+                   "reports": trainer.reports, "quiet": result.quiet,
+                   "stopped_early": result.history.stopped_early}, f)
+
+
+def fail(mode, model, args):
+    from minigraph.cli import main
+    from minigraph.distributed import DataParallelTrainer
+
+    plain_step = DataParallelTrainer.train_step
+    steps = []
+
+    def failing_step(self, batch, rng=None):
+        steps.append(1)
+        if self.job.rank == self.job.size - 1 and len(steps) == 3:
+            if mode == "fail-raise":
+                raise RuntimeError(f"deliberate failure on rank {self.job.rank}")
+            batch = {k: (v * np.nan if v.dtype.kind == "f" else v) for k, v in batch.items()}
+        return plain_step(self, batch, rng)
+
+    DataParallelTrainer.train_step = failing_step
+    main(["run", model, "--distributed", *args], prog_name="minigraph")
+
+
+if __name__ == "__main__":
+    if sys.argv[1] == "train":
+        train(sys.argv[2], sys.argv[3], json.loads(sys.argv[4]) if len(sys.argv) > 4 else {})
+    else:
+        fail(sys.argv[1], sys.argv[2], sys.argv[3:])
