@@ -3,9 +3,10 @@
     mpiexec -n N python tests/mpi_worker.py train MODEL OUT [OVERRIDES_JSON]
         trains MODEL with ``run_model(..., distributed=True)`` and writes this rank's params
         (OUT/rankR.npz) and history (OUT/rankR.json)
-    mpiexec -n N python tests/mpi_worker.py fail-raise|fail-nan MODEL [CLI ARGS...]
+    mpiexec -n N python tests/mpi_worker.py fail-raise|fail-nan|diverge MODEL [CLI ARGS...]
         ``minigraph run MODEL --distributed ...`` where the last rank fails in its third
-        step: an uncaught exception, or a NaN loss (a RunError, exit 1)
+        step (an uncaught exception, or a NaN loss: a RunError, exit 1), or changes a param
+        of its own after the first epoch (the ranks diverge)
 """
 import json
 import sys
@@ -30,8 +31,9 @@ def train(model, out, overrides):
 def fail(mode, model, args):
     from minigraph.cli import main
     from minigraph.distributed import DataParallelTrainer
+    from minigraph.train import Trainer
 
-    plain_step = DataParallelTrainer.train_step
+    plain_step, plain_epoch = DataParallelTrainer.train_step, Trainer.train_epoch
     steps = []
 
     def failing_step(self, batch, rng=None):
@@ -42,7 +44,16 @@ def fail(mode, model, args):
             batch = {k: (v * np.nan if v.dtype.kind == "f" else v) for k, v in batch.items()}
         return plain_step(self, batch, rng)
 
-    DataParallelTrainer.train_step = failing_step
+    def diverging_epoch(self):
+        record = plain_epoch(self)
+        if self.job.rank == self.job.size - 1:
+            next(iter(self.params.values()))[...] += 1e-3
+        return record
+
+    if mode == "diverge":
+        Trainer.train_epoch = diverging_epoch
+    else:
+        DataParallelTrainer.train_step = failing_step
     main(["run", model, "--distributed", *args], prog_name="minigraph")
 
 

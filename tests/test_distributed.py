@@ -158,6 +158,7 @@ def test_save_then_load_resumes_under_mpi(tmp_path):
 @pytest.mark.parametrize("mode, ranks, message", [
     ("fail-raise", 2, "deliberate failure on rank 1"),
     ("fail-nan", 3, "the loss became nan"),
+    ("diverge", 3, "after epoch 1 the ranks' params differ (CRC-32 rank 0: "),
 ])
 def test_a_failing_rank_ends_the_job_with_exit_1(mode, ranks, message, tmp_path):
     mpiexec()
@@ -167,10 +168,11 @@ def test_a_failing_rank_ends_the_job_with_exit_1(mode, ranks, message, tmp_path)
     assert message in done.stderr
 
 
-def test_python_m_mpi4py_m_minigraph(tmp_path):
+def test_python_m_mpi4py_m_minigraph_with_the_train_key(tmp_path):
     mpiexec()
-    done = launch(2, sys.executable, "-m", "mpi4py", "-m", "minigraph", "run",
-                  ROOT / "models/xor.yaml", "--distributed", "--epochs", 20)
+    model = model_file(tmp_path, "xor", distributed=True)  # no --distributed flag
+    done = launch(2, sys.executable, "-m", "mpi4py", "-m", "minigraph", "run", model,
+                  "--epochs", 20)
     assert done.returncode == 0, done.stderr[-3000:]
     assert done.stdout.count("model xor: trained 20 epochs") == 1
 
