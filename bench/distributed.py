@@ -81,7 +81,7 @@ def launch(ranks: int, args, folder: Path) -> dict:
     out = folder / f"ranks{ranks}.json"
     subprocess.run([mpiexec, "-n", str(ranks), sys.executable, __file__, "--worker",
                     "--epochs", str(args.epochs), "--images", str(args.images),
-                    "--json-out", str(out)], check=True)
+                    "--json-out", str(out)], stdin=subprocess.DEVNULL, check=True)
     return json.loads(out.read_text())
 
 

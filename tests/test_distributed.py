@@ -50,7 +50,8 @@ def launch(ranks: int, *args, timeout=TIMEOUT) -> subprocess.CompletedProcess:
            "MKL_NUM_THREADS": "1"}
     env.pop("MINIGRAPH_BACKEND", None)
     return subprocess.run([mpiexec(), "-n", str(ranks), *map(str, args)], env=env,
-                          capture_output=True, text=True, timeout=timeout)
+                          stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                          timeout=timeout)
 
 
 def model_file(tmp_path: Path, name: str, data=None, **train) -> Path:
