@@ -195,7 +195,7 @@ class GradientSum:
     def __init__(self, update, params: dict, names: list, job: Job):
         self.update, self.job, self.weight = update, job, 1.0
         layout = params if isinstance(params, PackedParams) else PackedParams(params)
-        first = next(iter(params.values()))
+        first = next(iter(params.values()), np.empty(0, np.float32))  # (a model may have none)
         self.xp = get_array_module(first)
         self.buffer = self.xp.empty(sum(int(a.size) for a in params.values()), first.dtype)
         self.views = [(name, view) for name, view in layout.views_of(self.buffer)
