@@ -2,7 +2,8 @@
 
     mpiexec -n N python tests/mpi_worker.py train MODEL OUT [OVERRIDES_JSON]
         trains MODEL with ``run_model(..., distributed=True)`` and writes this rank's params
-        (OUT/rankR.npz) and history (OUT/rankR.json)
+        (OUT/rankR.npz) and history (OUT/rankR.json); ``other_init_off_rank_0`` in the
+        overrides gives the other ranks other initial params (the broadcast must undo it)
     mpiexec -n N python tests/mpi_worker.py fail-raise|fail-nan|diverge MODEL [CLI ARGS...]
         ``minigraph run MODEL --distributed ...`` where the last rank fails in its third
         step (an uncaught exception, or a NaN loss: a RunError, exit 1), or changes a param
@@ -15,9 +16,16 @@ import numpy as np
 
 
 def train(model, out, overrides):
+    import os
+
+    import minigraph.train
     from minigraph.api import run_model
     from minigraph.backend import to_numpy
 
+    if overrides.pop("other_init_off_rank_0", False) and os.environ.get("PMI_RANK") != "0":
+        plain_init = minigraph.train.init_params  # rank 0's params must win (broadcast)
+        minigraph.train.init_params = lambda graph, seed, backend: plain_init(
+            graph, seed + 1, backend)
     result = run_model(model, distributed=True, **overrides)
     trainer = result.trainer
     rank = trainer.job.rank
