@@ -286,3 +286,54 @@ def test_gradient_sum_weights_one_flat_buffer_laid_out_like_the_params():
     assert "unused" not in stepped
     update.step(params, {})  # a rank with nothing to compute adds zeros
     assert stepped["W"].tolist() == [[0, 1], [2, 3]] and stepped["b"].tolist() == [4, 5]
+
+
+def test_distributed_needs_a_train_section():
+    from minigraph.cli import main
+
+    result = CliRunner().invoke(main, ["run", str(ROOT / "models/backprop_basics.yaml"),
+                                       "--distributed"])
+    assert result.exit_code == 2
+    assert "--distributed cannot apply: it runs one forward pass" in result.output
+
+
+PENALIZED_SUM = """
+minigraph: 1
+name: penalized_sum
+inputs: {x: {shape: [batch, 1]}, t: {shape: [batch, 1]}}
+params: {w: {shape: [1, 1], init: {value: [[0.5]]}}}
+nodes:
+  - {name: fc, op: matmul, inputs: [x, w], outputs: [y]}
+  - {name: diff, op: sub, inputs: [y, t], outputs: [d]}
+  - {name: sq, op: square, inputs: [d], outputs: [d2]}
+  - {name: se, op: sum, inputs: [d2], outputs: [s]}
+  - {name: wsq, op: square, inputs: [w], outputs: [w2]}
+  - {name: pen, op: sum, inputs: [w2], outputs: [p]}
+  - {name: total, op: add, inputs: [s, p], outputs: [L]}
+outputs: [y]
+loss: L
+data: {train: {inline: {x: [[1], [2], [3], [4]], t: [[2], [4], [6], [8]]}}}
+train: {epochs: 1}
+"""
+
+
+@pytest.mark.parametrize("source, expected", [
+    (ROOT / "models/linear_regression.yaml", "mean"),
+    (ROOT / "models/or_perceptron.yaml", "sum"),
+    (PENALIZED_SUM, None),
+])
+def test_how_the_loss_follows_the_batch_is_measured(source, expected, tmp_path):
+    from minigraph.api import load_graph, load_splits
+    from minigraph.distributed import DistributedError, batch_reduction
+    from minigraph.train import Trainer, train_config
+
+    if isinstance(source, str):
+        (tmp_path / "m.yaml").write_text(source)
+        source = tmp_path / "m.yaml"
+    graph = load_graph(str(source))
+    trainer = Trainer(graph, train_config(graph), load_splits(graph))
+    if expected is not None:
+        assert batch_reduction(trainer) == expected
+    else:  # a sum plus a penalty on the params cannot be split among ranks
+        with pytest.raises(DistributedError, match="neither the mean .* nor the sum"):
+            batch_reduction(trainer)
