@@ -74,13 +74,18 @@ def ops():
 @click.option("--log", type=click.Path(dir_okay=False), help="Write one JSON line per epoch.")
 @data_dir_option
 @click.option("--quiet", is_flag=True, help="No progress bar; only the final summary.")
-def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data_dir, quiet):
+@click.option("--distributed", is_flag=True,
+              help="Data-parallel across the ranks of an MPI job: mpiexec -n N minigraph run "
+                   "MODEL --distributed (needs minigraph[mpi]); rank 0 reports.")
+def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data_dir, quiet,
+        distributed):
     """Train MODEL (or run one forward pass if it has no train section).
 
     \b
     Example:
       minigraph run models/xor.yaml
       minigraph run models/mnist_mlp.yaml --epochs 2 --data-dir ../shared/datasets/mnist
+      mpiexec -n 2 minigraph run models/circles.yaml --distributed
     """
     from minigraph.api import run_model
     from minigraph.checkpoint import interrupt_once
@@ -95,12 +100,14 @@ def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data
         try:
             result = run_model(graph, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                backend=backend, save=save, load=load_path, log=log,
-                               data_dir=data_dir, callback=progress)
+                               data_dir=data_dir, callback=progress,
+                               distributed=distributed)
         finally:
             progress.close()
         interrupted = result.history is not None and result.history.interrupted
-        click.echo(text.interrupted_text(result) if interrupted else text.run_text(result),
-                   err=interrupted)
+        if not result.quiet:  # a data-parallel run: rank 0 reports
+            click.echo(text.interrupted_text(result) if interrupted else text.run_text(result),
+                       err=interrupted)
     if interrupted:
         raise SystemExit(130)
 

@@ -34,6 +34,16 @@ class Group(click.Group):
             click.echo(str(exc) if located else f"error: {exc}", err=True)
             ctx.exit(1 if isinstance(exc, RunError) else 2)
 
+    def main(self, *args, **kwargs):
+        try:
+            return super().main(*args, **kwargs)
+        except SystemExit as exc:  # one rank of an MPI job failing ends them all (MPI_Abort)
+            if exc.code:
+                from minigraph.distributed import end_job
+
+                end_job(exc.code)
+            raise
+
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")

@@ -14,6 +14,7 @@ The facade over the floors below: :class:`Model` (one pass at a time, on the pla
 """
 from __future__ import annotations
 
+import functools
 import json
 import os
 import sys
@@ -27,6 +28,7 @@ from .backend import select, to_numpy
 from .checkpoint import (Checkpoint, check_save_target, defer_sigint, interrupt_once,
                          load_checkpoint, save_checkpoint)
 from .data import DataSplits, iterate_batches, load_data, num_examples
+from .distributed import DataParallelTrainer, join_job
 from .engine import Executor, init_params
 from .errors import DataError, MinigraphError, ModelError, UnknownName, did_you_mean
 from .graph import Graph, build_graph
@@ -324,6 +326,7 @@ class RunResult:
     table: dict | None = None  # small data: inputs, outputs and targets of the final model
     saved: str | None = None
     epoch: int | None = None  # training runs: the epoch reached (and saved, with --save)
+    quiet: bool = False  # a data-parallel rank other than 0: its caller reports nothing
 
 
 def _forward_only(graph, backend, seed, params, data_dir) -> RunResult:
@@ -361,13 +364,15 @@ def _resume_from(load, graph: Graph, config):
 
 def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backend=None,
               save=None, load=None, log=None, data_dir=None, callback: Callback | None = None,
-              train: dict | None = None) -> RunResult:
+              train: dict | None = None, distributed: bool | None = None) -> RunResult:
     """Train a model file (or run one forward pass when it has no ``train`` section).
 
     ``train``: more overrides of the train section, by :class:`~minigraph.train.TrainConfig`
     field (e.g. ``{"optimizer": {...}, "stop_at": {}}``); with them the model trains even
     without a train section.  ``log``: one JSON line per epoch.  ``callback``: a
-    :class:`Callback`.
+    :class:`Callback`.  ``distributed``: data-parallel training as one rank of an MPI job
+    (``train.distributed``; see :mod:`minigraph.distributed`): only rank 0 calls back, logs
+    and saves, and the other ranks' results are ``quiet``.
 
     Ctrl-C (SIGINT, in the main thread) ends training at the last finished epoch: the result's
     ``history.interrupted`` is set and, with ``save``, the state of that epoch boundary is
@@ -380,21 +385,25 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
         _check_log_target(log)
     if graph.spec.train is None and train is None:
         given = [f"--{k.replace('_', '-')}" for k, v in (("epochs", epochs), (
-            "batch_size", batch_size), ("lr", lr), ("save", save), ("log", log)) if v]
+            "batch_size", batch_size), ("lr", lr), ("save", save), ("log", log),
+            ("distributed", distributed)) if v]
         if given:
             raise MinigraphError(f"model '{graph.name}' has no train section, so "
                                  f"{', '.join(given)} cannot apply: it runs one forward pass")
         ckpt = load_checkpoint(load, params=_param_shapes(graph)) if load else None
         return _forward_only(graph, backend, seed, ckpt.params if ckpt else None, data_dir)
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
+    flags["distributed"] = distributed or None
     config = train_config(graph, {**(train or {}),
                                   **{k: v for k, v in flags.items() if v is not None}})
+    job = distributed_job(config)  # joined now, before any data is read
     ckpt = _resume_from(load, graph, config) if load else None
     result = RunResult(graph)
     with interrupt_once() as guard:  # the first Ctrl-C stops training, later ones wait
         trainer = _train(graph, config, ckpt, guard, callback, backend=backend, log=log,
-                         data_dir=data_dir)
+                         data_dir=data_dir, job=job)
         result.trainer, history = trainer, trainer.history
+        save, result.quiet = (save if trainer.reports else None), not trainer.reports
         with defer_sigint(reraise=False) as held:  # the save is written whole
             trainer.rollback()
             if save:
@@ -428,7 +437,13 @@ def _open_log(log):
         raise MinigraphError(f"cannot write the log {log}: {exc.strerror or exc}") from None
 
 
-def _train(graph: Graph, config, ckpt, guard, callback, *, backend, log, data_dir) -> Trainer:
+def distributed_job(config):
+    """The MPI job this process is a rank of when ``config.distributed``, else None."""
+    return join_job() if config.distributed else None
+
+
+def _train(graph: Graph, config, ckpt, guard, callback, *, backend, log, data_dir,
+           job=None) -> Trainer:
     """Make the trainer and fit, writing the log; returns it with its ``history`` set.
 
     A Ctrl-C before or just after ``fit`` marks the history interrupted (one while loading,
@@ -436,8 +451,11 @@ def _train(graph: Graph, config, ckpt, guard, callback, *, backend, log, data_di
     """
     trainer = log_file = None
     try:
-        trainer = Trainer(graph, config, load_splits(graph, data_dir), backend=backend,
-                          checkpoint=ckpt)
+        make = Trainer if job is None else functools.partial(DataParallelTrainer, job=job)
+        trainer = make(graph, config, load_splits(graph, data_dir), backend=backend,
+                       checkpoint=ckpt)
+        if not trainer.reports:  # a data-parallel rank other than 0
+            callback, log = None, None
         log_file = _open_log(log) if log else None
         if callback is not None:
             callback.on_train_begin(total=config.epochs, start=trainer.epoch,

@@ -54,6 +54,8 @@ TRAIN_OPTIONS = {
                       words="a mapping such as {accuracy: 1.0}"),
     "threshold": Option("float", None, "binary accuracy threshold (default 0.5, or 0 for ±1)",
                         words=NUMBER),
+    "distributed": Option("bool", False, "data-parallel across the ranks of an MPI job "
+                          "(mpiexec; see minigraph.distributed)", words="true or false"),
 }
 TRAIN_KEYS = tuple(TRAIN_OPTIONS)
 
@@ -76,6 +78,7 @@ class TrainConfig:
     backend: str | None = None
     stop_at: dict | None = None  # e.g. {accuracy: 1.0}: stop once the train metric reaches it
     threshold: float | None = None  # binary accuracy threshold (default 0.5, or 0 for ±1)
+    distributed: bool = False  # data-parallel across MPI ranks (minigraph.distributed)
 
 
 def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
@@ -414,6 +417,8 @@ class Trainer:
     (:meth:`train_step`), one epoch (:meth:`train_epoch`), the loop (:meth:`fit`), and
     evaluation (:meth:`evaluate`, :meth:`predict`).
     """
+
+    reports = True  # whether its caller prints, logs and saves (data-parallel: rank 0 only)
 
     def __init__(self, graph: Graph, config: TrainConfig, data: DataSplits, *,
                  backend=None, checkpoint: Checkpoint | None = None, use_kernels=None):
