@@ -39,16 +39,16 @@ def invoke(*args):
 
 
 def bounded(fn):
-    """Run ``fn``; return (exception or None, seconds, peak MB of Python allocations)."""
+    """Run ``fn``; return (exception or None, CPU seconds, peak MB of Python allocations)."""
     tracemalloc.start()
-    start = time.perf_counter()
+    start = time.process_time()
     try:
         fn()
         error = None
     except MinigraphError as exc:
         error = exc
     finally:
-        seconds = time.perf_counter() - start
+        seconds = time.process_time() - start
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
     return error, seconds, peak
@@ -63,7 +63,7 @@ def test_hostile_variant_is_refused_with_a_location(case_id, old, new, fragment)
     assert LOCATED.match(str(error)) and str(error).startswith("m.yaml:"), str(error)
     assert fragment in str(error)
     assert "\n" not in str(error) and len(str(error)) < 600
-    assert seconds < 2 and peak < 100, (seconds, peak)
+    assert seconds < 5 and peak < 100, (seconds, peak)
 
 
 @pytest.mark.parametrize("case_id, old, new, fragment",
@@ -84,7 +84,7 @@ def test_hostile_json_variant_is_located(tmp_path, case_id, old, new, fragment):
         text = text.replace('"1"', "1")  # not JSON: a JSON syntax error, located
     error, seconds, _ = bounded(lambda: build(text, "m.json"))
     assert isinstance(error, ModelError) and LOCATED.match(str(error)), str(error)
-    assert seconds < 2
+    assert seconds < 5
 
 
 # ==== bytes on disk ===============================================================================
@@ -128,7 +128,7 @@ def test_a_model_path_that_is_not_a_regular_file_is_refused(tmp_path):
     os.mkfifo(fifo)
     result = invoke("run", fifo)  # opening a FIFO would block forever
     assert result.exit_code == 2 and "not a regular file" in result.output
-    assert time.perf_counter() - start < 2
+    assert time.perf_counter() - start < 10  # wall clock: a blocked open uses no CPU
 
 
 def test_a_huge_model_file_is_refused_before_reading(tmp_path, monkeypatch):
@@ -172,7 +172,7 @@ def test_conv_layer_attrs_are_checked_at_load(attrs, fragment):
     error, seconds, peak = bounded(lambda: build(text))
     assert isinstance(error, ModelError) and str(error).startswith("m.yaml:6:"), str(error)
     assert fragment in str(error)
-    assert seconds < 1 and peak < 50
+    assert seconds < 5 and peak < 50
 
 
 # ==== the train section: check refuses what run refuses ==========================================
