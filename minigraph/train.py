@@ -25,6 +25,8 @@ from .kernels.packed import PackedParams
 from .optim import make_optimizer
 from .options import Option, OptionError, check_options
 from .shapes import batch_sizes
+from .stopping import (EarlyStopping, check_early_stopping, check_stop_at, stop_at_text,
+                       stop_reached)
 from .lr_schedules import make_schedule
 
 POSITIVE = "a positive integer"
@@ -50,8 +52,11 @@ TRAIN_OPTIONS = {
                         words="true or false"),
     "backend": Option("str", None, "array backend", choices=BACKENDS,
                       words=f"one of {', '.join(BACKENDS)}"),
-    "stop_at": Option("mapping", None, "stop once a train metric reaches its value",
-                      words="a mapping such as {accuracy: 1.0}"),
+    "stop_at": Option("mapping", None, "stop once a loss or metric (train or test_) reaches "
+                      "its value", words="a mapping such as {accuracy: 1.0}"),
+    "early_stopping": Option("mapping", None, "stop when a loss or metric stops improving: "
+                             "{monitor, patience, min_delta, restore_best}",
+                             words="a mapping such as {monitor: test_loss, patience: 10}"),
     "threshold": Option("float", None, "binary accuracy threshold (default 0.5, or 0 for ±1)",
                         words=NUMBER),
 }
@@ -76,6 +81,7 @@ class TrainConfig:
     backend: str | None = None
     stop_at: dict | None = None  # e.g. {accuracy: 1.0}: stop once the train metric reaches it
     threshold: float | None = None  # binary accuracy threshold (default 0.5, or 0 for ±1)
+    early_stopping: dict | None = None  # {monitor, patience, min_delta, restore_best}
 
 
 def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
@@ -86,8 +92,12 @@ def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
         values = check_options(TRAIN_OPTIONS, raw, "key", "train", name_as="train.{}")
         values["optimizer"] = dict(values["optimizer"])  # --lr changes this copy
         values["metrics"] = check_metrics(values["metrics"], "metrics")
+        has_test = isinstance(spec.data, dict) and spec.data.get("test") is not None
         if values["stop_at"] is not None:
-            values["stop_at"] = _stop_at(values["stop_at"], values["metrics"])
+            values["stop_at"] = check_stop_at(values["stop_at"], values["metrics"], has_test)
+        if values["early_stopping"] is not None:
+            values["early_stopping"] = check_early_stopping(values["early_stopping"],
+                                                            values["metrics"], has_test)
     except OptionError as exc:
         raise exc.at(_train_location(spec, exc.key)) from None
     cfg = TrainConfig(**values)
@@ -106,23 +116,10 @@ def _train_location(spec, key: str):
     for a key that ``train`` does not have."""
     if key in TRAIN_OPTIONS:
         return spec.at("train", key)
-    if key.startswith("stop_at."):
-        return spec.at("train", "stop_at", key[len("stop_at."):])
+    for section in ("stop_at", "early_stopping"):
+        if key.startswith(section + "."):
+            return spec.at("train", section, key[len(section) + 1:])
     return spec.key_at("train", key)
-
-
-def _stop_at(stop: dict, metrics: list) -> dict:
-    """The cross-key rules of ``train.stop_at``: a metric of ``train.metrics`` (or the loss)
-    and a number for each; an :class:`OptionError` keyed ``stop_at[.NAME]`` otherwise."""
-    if not stop:
-        raise OptionError("train.stop_at must be a mapping such as {accuracy: 1.0}", "stop_at")
-    check_metrics([k for k in stop if k != "loss"], "stop_at")
-    for key, value in stop.items():
-        Option("float", words=NUMBER).check(f"stop_at.{key}", value, f"train.stop_at.{key}")
-        if key != "loss" and key not in metrics:
-            raise OptionError(f"train.stop_at.{key} needs '{key}' in train.metrics "
-                              f"(metrics: {metrics or 'none'})", f"stop_at.{key}")
-    return dict(stop)
 
 
 def require_loss(graph: Graph) -> None:
@@ -189,6 +186,8 @@ class History:
     records: list = field(default_factory=list)
     stopped_early: bool = False
     interrupted: bool = False
+    stop_reason: str = ""  # why it stopped early, in words
+    restored_epoch: int | None = None  # early_stopping.restore_best: the epoch whose params
 
     @property
     def last(self) -> dict:
@@ -269,6 +268,42 @@ def epoch_callbacks(callbacks) -> list:
     return out
 
 
+def event_hooks(callbacks, event: str = "on_batch_end") -> list:
+    """The ``event`` methods (Keras-style: ``on_batch_end(step, logs)``) of those of ``fit``'s
+    callbacks that have one; ``logs`` holds the epoch's running ``loss`` and ``examples``."""
+    if callbacks is None:
+        return []
+    if callable(callbacks) or hasattr(callbacks, "on_epoch_end"):
+        callbacks = [callbacks]
+    return [getattr(c, event) for c in callbacks if callable(getattr(c, event, None))]
+
+
+def stopping(config: TrainConfig, watch: EarlyStopping | None, record: dict,
+             history: History) -> bool:
+    """After an epoch: whether ``train.stop_at`` or ``train.early_stopping`` ends training
+    (then ``history`` says so, and why)."""
+    if watch is not None:
+        watch.on_epoch_end(record)
+    if stop_reached(config.stop_at, record):
+        history.stop_reason = f"target reached: {stop_at_text(config.stop_at)}"
+    elif watch is not None and watch.stop_training:
+        history.stop_reason = f"no improvement: {watch.reason()}"
+    else:
+        return False
+    history.stopped_early = True
+    return True
+
+
+def restore_best(watch: EarlyStopping | None, history: History, state) -> None:
+    """At the end of training, ``early_stopping.restore_best`` puts the best epoch's params
+    back; that state is the new epoch boundary (what a checkpoint saves)."""
+    if watch is None:
+        return
+    history.restored_epoch = watch.on_train_end()
+    if history.restored_epoch is not None:
+        state.mark_boundary()
+
+
 def check_data(graph: Graph, config: TrainConfig, data: DataSplits) -> None:
     """Refuse, with located errors, data that training could not use: no training data for a
     model with inputs, a split without values for an input, or no whole batch to train on."""
@@ -298,18 +333,6 @@ def metric_values(config: TrainConfig, preds, target) -> dict:
         else:
             out[name] = METRICS[name](preds, target)
     return out
-
-
-def stop_reached(stop_at: dict | None, record: dict) -> bool:
-    """Whether an epoch's record meets every goal of ``train.stop_at`` (a loss at most its
-    goal, a metric at least its goal)."""
-    if not stop_at:
-        return False
-    for key, value in stop_at.items():
-        got = record.get(key)
-        if got is None or (got > value if key == "loss" else got < value):
-            return False
-    return True
 
 
 class TrainingState:
@@ -428,6 +451,7 @@ class Trainer:
         self.state = TrainingState(self.params, self.optimizer, self.rng, self.backend,
                                    self.executor.dtype, graph.name)
         self.history = None  # the History of the last (or current) fit()
+        self.batch_hooks = []  # fit()'s callbacks' on_batch_end(step, logs)
         self._move_data(data)
         self.targets = _targets_of(graph)
         self.prediction = graph.outputs[0] if graph.outputs else None
@@ -557,6 +581,8 @@ class Trainer:
             n = max(num_examples(batch), 1)  # a model without inputs: one "example"
             total += loss * n
             count += n
+            for on_batch_end in self.batch_hooks:  # e.g. a progress bar
+                on_batch_end(step, {"loss": total / count, "examples": count})
             if cfg.metrics and self.prediction:
                 preds.append(to_numpy(run.values[self.prediction]))
                 for t in self.targets:
@@ -583,7 +609,9 @@ class Trainer:
         the last epoch boundary (see :meth:`rollback`), so the caller may save it and a run
         resumed from that checkpoint ends bit for bit where an uninterrupted one does.
         """
-        notify = epoch_callbacks(callbacks)
+        notify, self.batch_hooks = epoch_callbacks(callbacks), event_hooks(callbacks)
+        watch = EarlyStopping(self.params, **self.config.early_stopping) \
+            if self.config.early_stopping else None
         history = self.history = History()
         try:
             self.state.mark_boundary()  # the first boundary (nothing changes)
@@ -592,9 +620,9 @@ class Trainer:
                 history.records.append(record)
                 for on_epoch_end in notify:
                     on_epoch_end(record)
-                if stop_reached(self.config.stop_at, record):
-                    history.stopped_early = True
+                if stopping(self.config, watch, record, history):
                     break
+            restore_best(watch, history, self.state)
         except KeyboardInterrupt:
             history.interrupted = True
             self.rollback()
