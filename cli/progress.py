@@ -46,13 +46,17 @@ class Progress(Callback):
     :class:`~minigraph.api.Callback` (``on_train_begin``, ``on_batch_end``, ``on_epoch_end``).
 
     ``verbosity``: 0 quiet, 1 default, 2 every epoch; ``stream``: where it writes (standard
-    error); ``clock``: seconds (a test may pass its own).
+    error); ``width``: the terminal's columns (default: asked of ``stream``; 0: no live bar);
+    ``clock``: seconds (a test may pass its own).
     """
 
-    def __init__(self, verbosity: int = 1, stream=None, clock=time.perf_counter):
+    def __init__(self, verbosity: int = 1, stream=None, width: int | None = None,
+                 clock=time.perf_counter):
         self.level = verbosity
         self.stream = stream if stream is not None else sys.stderr
-        self.width = terminal_width(self.stream) if verbosity > 0 else 0
+        if width is None:
+            width = terminal_width(self.stream)
+        self.width = width if verbosity > 0 else 0
         self.clock = clock
         self.total = self.start = self.every = None
         self.examples = self.steps = 1
