@@ -9,7 +9,9 @@ XOR trains on its full batch, so one epoch is one step: everything an epoch cost
 log, the progress bar and the epoch lines.  The marginal cost of an epoch is measured as the
 difference between ``minigraph run --epochs LONG`` and ``--epochs SHORT`` (so start-up,
 loading and the final summary cancel), divided by ``LONG - SHORT``; each is run ``repeats``
-times and the median is kept.  It is measured with all output on (the default verbosity,
+times and the median is kept.  Times are CPU seconds (user + system, of the run's process and
+of this one for the bare step), which other processes on a shared machine disturb far less
+than wall time; ``--wall`` uses wall time instead.  It is measured with all output on (the default verbosity,
 which draws the bar and writes epoch lines), once with standard error on a pseudo-terminal
 and once on a pipe; the bare step is timed in this process, between the runs.
 
@@ -23,6 +25,7 @@ for _var in ("OPENBLAS_NUM_THREADS", "OMP_NUM_THREADS", "MKL_NUM_THREADS"):
     os.environ[_var] = "1"  # before NumPy is imported, here and in the runs
 
 import argparse
+import resource
 import fcntl
 import json
 import pty
@@ -39,8 +42,21 @@ ROOT = Path(__file__).resolve().parent.parent
 TARGET = 1.5
 
 
-def run_cli(model: str, epochs: int, terminal: bool) -> float:
-    """Wall seconds of ``minigraph run MODEL --epochs N`` (output on a pty or a pipe)."""
+def children_seconds() -> float:
+    """CPU seconds used so far by this process's finished children."""
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def run_cli(model: str, epochs: int, terminal: bool, wall: bool = False) -> float:
+    """Seconds of ``minigraph run MODEL --epochs N`` (output on a pty or a pipe): CPU seconds
+    of the run, or with ``wall`` wall seconds."""
+    cpu = children_seconds()
+    seconds = _run_cli(model, epochs, terminal)
+    return seconds if wall else children_seconds() - cpu
+
+
+def _run_cli(model: str, epochs: int, terminal: bool) -> float:
     cmd = [sys.executable, str(Path(sys.executable).parent / "minigraph"), "run", model,
            "--epochs", str(epochs)]
     if not terminal:
@@ -73,7 +89,7 @@ def _drain(fd: int) -> None:
             return
 
 
-def bare_step_seconds(model: str, steps: int, repeats: int) -> float:
+def bare_step_seconds(model: str, steps: int, repeats: int, wall: bool = False) -> float:
     """Median seconds of ``Trainer.train_step`` on the model's full training batch."""
     from minigraph.api import load_graph, load_splits
     from minigraph.train import Trainer, train_config
@@ -84,12 +100,13 @@ def bare_step_seconds(model: str, steps: int, repeats: int) -> float:
     batch = trainer.train_data
     for _ in range(200):
         trainer.train_step(batch, rng)
+    clock = time.perf_counter if wall else time.process_time
     times = []
     for _ in range(repeats):
-        start = time.perf_counter()
+        start = clock()
         for _ in range(steps):
             trainer.train_step(batch, rng)
-        times.append((time.perf_counter() - start) / steps)
+        times.append((clock() - start) / steps)
     return statistics.median(times)
 
 
@@ -98,12 +115,13 @@ def measure(args) -> dict:
     bare = []
     for _ in range(args.repeats):  # interleaved, so that drifts of the machine hit all alike
         for where in ("terminal", "pipe"):
-            runs[where]["short"].append(run_cli(args.model, args.short, where == "terminal"))
-            runs[where]["long"].append(run_cli(args.model, args.long, where == "terminal"))
-        bare.append(bare_step_seconds(args.model, 5000, 3))
+            for length in ("short", "long"):
+                runs[where][length].append(run_cli(args.model, getattr(args, length),
+                                                   where == "terminal", args.wall))
+        bare.append(bare_step_seconds(args.model, 5000, 3, args.wall))
     step = statistics.median(bare)
     out = {"model": args.model, "short": args.short, "long": args.long,
-           "repeats": args.repeats, "bare_step_us": step * 1e6, "target": TARGET}
+           "repeats": args.repeats, "clock": "wall" if args.wall else "cpu", "bare_step_us": step * 1e6, "target": TARGET}
     for where, times in runs.items():
         epoch = (statistics.median(times["long"]) - statistics.median(times["short"])) \
             / (args.long - args.short)
@@ -118,10 +136,12 @@ def main() -> int:
     parser.add_argument("--short", type=int, default=2000)
     parser.add_argument("--long", type=int, default=42000)
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--wall", action="store_true", help="wall time, not CPU time")
     parser.add_argument("--json-out")
     args = parser.parse_args()
     out = measure(args)
-    print(f"{args.model}: bare training step {out['bare_step_us']:.1f} us")
+    print(f"{args.model}: bare training step {out['bare_step_us']:.1f} us "
+          f"({out['clock']} time, median of {args.repeats})")
     for where in ("terminal", "pipe"):
         ratio = out[f"{where}_ratio"]
         print(f"  one more epoch of `minigraph run` ({where}): "

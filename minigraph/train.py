@@ -335,6 +335,25 @@ def metric_values(config: TrainConfig, preds, target) -> dict:
     return out
 
 
+class LazyGenerator:
+    """An epoch's generator for dropout, made on first use: ``xp.random.default_rng(seed)``.
+
+    Making a generator costs more than a whole training step of a small model, and most
+    models never draw from it; the seed is drawn every epoch all the same, so the training
+    RNG's sequence (shuffling, checkpoints) does not depend on the model's ops.
+    """
+
+    __slots__ = ("xp", "seed", "generator")
+
+    def __init__(self, xp, seed: int):
+        self.xp, self.seed, self.generator = xp, seed, None
+
+    def __getattr__(self, name):  # rng.random(shape), ...: the real generator's
+        if self.generator is None:
+            self.generator = self.xp.random.default_rng(self.seed)
+        return getattr(self.generator, name)
+
+
 class TrainingState:
     """What a checkpoint holds -- params, optimizer state, epoch, RNG state -- and a copy of
     it taken at the last epoch boundary, to go back to when an epoch is interrupted.
@@ -569,7 +588,7 @@ class Trainer:
         state.mid_epoch = True  # the state now moves away from its last boundary
         epoch, start = state.epoch, time.perf_counter()
         self.optimizer.lr = self.schedule.lr_at(epoch)
-        dropout_rng = self.backend.xp.random.default_rng(int(self.rng.integers(2 ** 63)))
+        dropout_rng = LazyGenerator(self.backend.xp, int(self.rng.integers(2 ** 63)))
         total, count, preds, targets = 0.0, 0, [], {t: [] for t in self.targets}
         for step, batch in enumerate(iterate_batches(
                 self.train_data, cfg.batch_size, shuffle=cfg.shuffle, rng=self.rng,
