@@ -335,6 +335,11 @@ def metric_values(config: TrainConfig, preds, target) -> dict:
     return out
 
 
+def joined(arrays: list):
+    """The epoch's batches' arrays as one (a full batch's own array, not a copy)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
 class LazyGenerator:
     """An epoch's generator for dropout, made on first use: ``xp.random.default_rng(seed)``.
 
@@ -610,8 +615,8 @@ class Trainer:
         state.mark_boundary()  # a new boundary: the epoch is complete
         record = {"epoch": state.epoch, "loss": total / max(count, 1)}
         if preds:
-            record.update(self._metrics(np.concatenate(preds),
-                                        {t: np.concatenate(v) for t, v in targets.items()}))
+            record.update(self._metrics(joined(preds),
+                                        {t: joined(v) for t, v in targets.items()}))
         if self.test_data is not None:
             for key, value in self.evaluate(self.test_data).items():
                 record[f"test_{key}"] = value
