@@ -9,11 +9,12 @@ XOR trains on its full batch, so one epoch is one step: everything an epoch cost
 log, the progress bar and the epoch lines.  The marginal cost of an epoch is measured as the
 difference between ``minigraph run --epochs LONG`` and ``--epochs SHORT`` (so start-up,
 loading and the final summary cancel), divided by ``LONG - SHORT``; each is run ``repeats``
-times and the median is kept.  Times are CPU seconds (user + system, of the run's process and
-of this one for the bare step), which other processes on a shared machine disturb far less
-than wall time; ``--wall`` uses wall time instead.  It is measured with all output on (the default verbosity,
-which draws the bar and writes epoch lines), once with standard error on a pseudo-terminal
-and once on a pipe; the bare step is timed in this process, between the runs.
+times and the median is kept.  Times are CPU seconds (user + system, of the run's process,
+and of this one for the bare step), which other processes on a shared machine disturb far
+less than wall time; ``--wall`` uses wall time instead.  It is measured with all output on
+(the default verbosity, which draws the bar and writes epoch lines), once with standard error
+on a pseudo-terminal and once on a pipe; the bare step is timed in this process, between the
+runs.
 
 Target: the marginal epoch costs at most 1.5x the bare step.
 """
@@ -121,7 +122,8 @@ def measure(args) -> dict:
         bare.append(bare_step_seconds(args.model, 5000, 3, args.wall))
     step = statistics.median(bare)
     out = {"model": args.model, "short": args.short, "long": args.long,
-           "repeats": args.repeats, "clock": "wall" if args.wall else "cpu", "bare_step_us": step * 1e6, "target": TARGET}
+           "repeats": args.repeats, "clock": "wall" if args.wall else "cpu",
+           "bare_step_us": step * 1e6, "target": TARGET}
     for where, times in runs.items():
         epoch = (statistics.median(times["long"]) - statistics.median(times["short"])) \
             / (args.long - args.short)

@@ -64,7 +64,8 @@ def check_stop_at(stop, metrics: list, has_test: bool) -> dict:
         raise OptionError("train.stop_at must be a mapping such as {accuracy: 1.0}", "stop_at")
     out = {}
     for key, value in stop.items():
-        _check_key(key, metrics, has_test, f"train.stop_at.{key if isinstance(key, str) else short(key)}", f"stop_at.{key}")
+        name = key if isinstance(key, str) else short(key)
+        _check_key(key, metrics, has_test, f"train.stop_at.{name}", f"stop_at.{key}")
         out[key] = Option("float", words="a number").check(f"stop_at.{key}", value,
                                                            f"train.stop_at.{key}")
     return out

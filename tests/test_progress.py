@@ -176,7 +176,7 @@ def test_the_bar_fits_the_terminal_and_draws_at_most_every_tenth_of_a_second():
     assert clock_text(3725) == "1:02:05" and clock_text(None) == "?"
 
 
-# ==== 3: the trained params ========================================================================
+# ==== 3: the trained params =======================================================================
 
 def test_final_summary_prints_small_params_by_name():
     out = invoke("run", OR, "--quiet").output
