@@ -115,11 +115,12 @@ class Progress(Callback):
         done = self.epoch - self.start + min((step + 1) / self.steps, 1.0)
         elapsed = now - self.begun
         eta = elapsed * (run_epochs - done) / done if done > 0 else None
-        rate = seen / max(now - self.epoch_begun, 1e-9)
-        if self.steps > 1:  # the epoch's batches
+        if self.steps > 1:  # the epoch's batches, at this epoch's rate
             fraction, count = (step + 1) / self.steps, f"{step + 1}/{self.steps}"
-        else:  # one batch an epoch: the run's epochs
+            rate = seen / max(now - self.epoch_begun, 1e-9)
+        else:  # one batch an epoch: the run's epochs, at the run's rate
             fraction, count = done / run_epochs, ""
+            rate = done * self.examples / max(elapsed, 1e-9)
         head = f"epoch {self.epoch + 1}/{self.total}"
         tail = f"loss {logs['loss']:.4g}  {rate:,.0f} examples/s  ETA {clock_text(eta)}"
         parts = [head, bar(fraction), count, tail]

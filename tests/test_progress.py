@@ -162,6 +162,20 @@ def test_the_bar_moves_from_the_first_batch_with_an_eta_from_the_real_start():
     assert len(drawn.split("\r")[-1]) < 120
 
 
+def test_when_an_epoch_is_one_batch_the_bar_counts_the_runs_epochs():
+    clock, out = FakeClock(), io.StringIO()
+    progress = Progress(stream=out, width=120, clock=clock)
+    progress.on_train_begin(total=100, log_every=50, trainer=FakeTrainer(n=4, batch_size=None))
+    clock.now = 1.0
+    progress.on_batch_end(0, {"loss": 0.7, "examples": 4})
+    progress.on_epoch_end({"epoch": 1, "loss": 0.7, "lr": 1.0, "seconds": 1.0})
+    clock.now = 2.0
+    progress.on_batch_end(0, {"loss": 0.69, "examples": 4})
+    drawn = out.getvalue().split("\r")[-1]
+    assert drawn.startswith("epoch 2/100  [    ") and "/1 " not in drawn
+    assert "4 examples/s" in drawn and "ETA 1:38" in drawn  # 2 of 100 epochs in 2 s
+
+
 def test_the_bar_fits_the_terminal_and_draws_at_most_every_tenth_of_a_second():
     clock, out = FakeClock(), io.StringIO()
     progress = Progress(stream=out, width=50, clock=clock)
