@@ -135,7 +135,7 @@ def _training_lines(result) -> list:
     h = result.history
     last = h.last
     status = "interrupted" if h.interrupted else (
-        f"stopped early, {h.stop_reason or 'target reached'}" if h.stopped_early else "done")
+        f"stopped early: {h.stop_reason or 'target reached'}" if h.stopped_early else "done")
     lines = [f"model {result.graph.name}: trained {plural(last.get('epoch', 0), 'epoch')} "
              f"({status})"]
     if last:

@@ -159,5 +159,5 @@ class EarlyStopping:
     def reason(self) -> str:
         """Why training stopped, in words."""
         return (f"{self.monitor} did not improve for {self.wait} epoch"
-                f"{'s' if self.wait != 1 else ''} (best {self.best:.4g} at epoch "
-                f"{self.best_epoch})")
+                f"{'s' if self.wait != 1 else ''}, best {self.best:.4g} at epoch "
+                f"{self.best_epoch}")

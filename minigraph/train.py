@@ -285,9 +285,9 @@ def stopping(config: TrainConfig, watch: EarlyStopping | None, record: dict,
     if watch is not None:
         watch.on_epoch_end(record)
     if stop_reached(config.stop_at, record):
-        history.stop_reason = f"target reached: {stop_at_text(config.stop_at)}"
+        history.stop_reason = f"target reached, {stop_at_text(config.stop_at)}"
     elif watch is not None and watch.stop_training:
-        history.stop_reason = f"no improvement: {watch.reason()}"
+        history.stop_reason = watch.reason()
     else:
         return False
     history.stopped_early = True
