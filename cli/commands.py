@@ -73,12 +73,15 @@ def ops():
               help="Start from saved params (and resume training state if present).")
 @click.option("--log", type=click.Path(dir_okay=False), help="Write one JSON line per epoch.")
 @data_dir_option
-@click.option("--quiet", is_flag=True, help="No progress bar; only the final summary.")
+@click.option("--quiet", "-q", is_flag=True,
+              help="Nothing while training; only the final summary.")
+@click.option("--verbose", "-v", is_flag=True,
+              help="An epoch line after every epoch (default: every train.log_every).")
 @click.option("--distributed", is_flag=True,
               help="Data-parallel across the ranks of an MPI job: mpiexec -n N minigraph run "
                    "MODEL --distributed (needs minigraph[mpi]); rank 0 reports.")
 def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data_dir, quiet,
-        distributed):
+        verbose, distributed):
     """Train MODEL (or run one forward pass if it has no train section).
 
     \b
@@ -87,21 +90,28 @@ def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data
       minigraph run models/mnist_mlp.yaml --epochs 2 --data-dir ../shared/datasets/mnist
       mpiexec -n 2 minigraph run models/circles.yaml --distributed
     """
+    import warnings
+
     from minigraph.api import run_model
     from minigraph.checkpoint import interrupt_once
 
     from .progress import Progress
 
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose contradict each other: give one")
+
     # One guard for the run and its last words: the first Ctrl-C stops training (run_model
     # then saves the last epoch boundary); later ones cannot cut the save or the message.
     with interrupt_once():
         graph = load(model)  # parsed and checked once; warnings printed
-        progress = Progress(quiet=quiet)
-        try:
-            result = run_model(graph, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
-                               backend=backend, save=save, load=load_path, log=log,
-                               data_dir=data_dir, callback=progress,
-                               distributed=distributed)
+        progress = Progress(verbosity=0 if quiet else 2 if verbose else 1)
+        try:  # NaN and overflow: the trainer names the node; NumPy's own warnings would not
+            with warnings.catch_warnings():  # (np.errstate would slow every op down)
+                warnings.simplefilter("ignore", RuntimeWarning)
+                result = run_model(graph, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
+                                   backend=backend, save=save, load=load_path, log=log,
+                                   data_dir=data_dir, callback=progress,
+                                   distributed=distributed)
         finally:
             progress.close()
         interrupted = result.history is not None and result.history.interrupted

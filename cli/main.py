@@ -1,7 +1,8 @@
 """The ``minigraph`` command group, its error handling, and the options commands share.
 
 Exit codes: 0 success; 1 the run itself failed (e.g. the loss became NaN); 2 a usage or input
-mistake, printed as one line on stderr (``minigraph --debug ...`` shows the traceback).
+mistake, printed as one line on stderr (``minigraph --debug ...`` shows the traceback too, and
+keeps the exit code); 130 Ctrl-C, whenever it comes.
 
 The commands live in ``commands.py`` (run, eval, check, summary, ops) and ``render_cmds.py``
 (render, plot); ``cli/__init__.py`` adds them to :func:`main`.
@@ -10,26 +11,31 @@ from __future__ import annotations
 
 import math
 import sys
+import traceback
 
 import click
 
 from minigraph.errors import MinigraphError, RunError
 
 
+INTERRUPTED = "interrupted (Ctrl-C); nothing was saved"
+
+
 class Group(click.Group):
-    """Turns minigraph's errors into one clear line and an exit code, unless --debug."""
+    """Turns minigraph's errors into one clear line and an exit code (--debug: the traceback
+    first, the same exit code); Ctrl-C exits 130 wherever it comes."""
 
     def invoke(self, ctx):
         try:
             return super().invoke(ctx)
         except KeyboardInterrupt:  # Ctrl-C before training began: nothing to save
             if ctx.params.get("debug"):
-                raise
-            click.echo("interrupted (Ctrl-C); nothing was saved", err=True)
+                traceback.print_exc()
+            click.echo(INTERRUPTED, err=True)
             ctx.exit(130)
         except (MinigraphError, RunError, OSError) as exc:
             if ctx.params.get("debug"):
-                raise
+                traceback.print_exc()
             located = isinstance(exc, MinigraphError) and exc.location is not None
             click.echo(str(exc) if located else f"error: {exc}", err=True)
             ctx.exit(1 if isinstance(exc, RunError) else 2)
@@ -43,6 +49,14 @@ class Group(click.Group):
 
                 end_job(exc.code)
             raise
+
+    def make_context(self, *args, **kwargs):
+        """Ctrl-C while the command line is read (click would say "Aborted!" and exit 1)."""
+        try:
+            return super().make_context(*args, **kwargs)
+        except KeyboardInterrupt:
+            click.echo(INTERRUPTED, err=True)
+            raise click.exceptions.Exit(130) from None
 
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})

@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from minigraph.text import format_array, format_lines, table
+from minigraph.backend import to_numpy
+from minigraph.text import format_array, format_lines, format_number, table
 
 
 def summary_text(summary) -> str:
@@ -52,6 +53,51 @@ def metric_text(record: dict) -> str:
     return "  ".join(f"{k} {record[k]:.4g}" for k in keys)
 
 
+def plural(n: int, word: str) -> str:
+    """``1 epoch``, ``5 epochs``, ``1,000 examples``."""
+    return f"{n:,} {word}{'' if n == 1 else 's'}"
+
+
+def seconds_text(seconds: float) -> str:
+    """``0.21 ms``, ``35 ms``, ``2.4 s``."""
+    if seconds < 0.01:
+        return f"{seconds * 1e3:.2g} ms"
+    return f"{seconds * 1e3:.0f} ms" if seconds < 1 else f"{seconds:.3g} s"
+
+
+def epoch_text(record: dict, total: int | None = None) -> str:
+    """One epoch line: ``epoch 3/100: loss 0.375  accuracy 0.75  lr 0.4  (0.21 ms)``."""
+    of = f"/{total}" if total else ""
+    line = f"epoch {record['epoch']}{of}: {metric_text(record)}"
+    if record.get("lr") is not None:
+        line += f"  lr {record['lr']:.4g}"
+    if record.get("seconds") is not None:
+        line += f"  ({seconds_text(record['seconds'])})"
+    return line
+
+
+def start_text(trainer, total: int, start: int = 0) -> str:
+    """The line a run starts with: model, params, data, batches, optimizer, epochs, backend."""
+    from minigraph.data import num_examples
+
+    graph, config = trainer.graph, trainer.config
+    n = num_examples(trainer.train_data) if trainer.train_data else 0
+    data = f"{plural(n, 'training example')}" if graph.inputs else "no data (params only)"
+    if trainer.test_data:
+        data += f", {num_examples(trainer.test_data):,} test"
+    batch = f"batch {config.batch_size}" if config.batch_size and config.batch_size < n \
+        else "full batch"
+    optimizer = dict(config.optimizer)
+    kind = optimizer.pop("type", "sgd")
+    options = " ".join(f"{k} {format_number(v) if isinstance(v, (int, float)) else v}"
+                       for k, v in optimizer.items())
+    schedule = f", {config.schedule['type']} schedule" \
+        if isinstance(config.schedule, dict) and "type" in config.schedule else ""
+    epochs = f"epochs {start + 1}-{total}" if start else plural(total, "epoch")
+    return (f"training {graph.name}: {plural(graph.param_count(), 'param')}, {data}, {batch}, "
+            f"{kind} {options}{schedule}, {epochs}, on {trainer.backend.name}")
+
+
 def _io_table(result) -> str:
     graph, values = result.graph, result.table
     names = list(graph.inputs) + [t for t in graph.outputs if t not in graph.inputs]
@@ -69,25 +115,52 @@ def _forward_lines(result) -> list:
     graph = result.graph
     lines = [f"model {graph.name}: one forward pass (no train section)"]
     for name, value in result.outputs.items():
-        lines.append(f"  {name} = {format_array(value)}")
+        lines.append(f"  {name} = {format_array(value)}{_loss_mark(graph, name)}")
     if result.loss is not None:
-        lines.append(f"  loss {graph.loss} = {result.loss:.6g}")
+        if graph.loss not in result.outputs:
+            lines.append(f"  {graph.loss} = {result.loss:.6g}{_loss_mark(graph, graph.loss)}")
         for name, g in result.grads.items():
             lines.append(f"  d{graph.loss}/d{name} = {format_array(g)}")
     return lines
 
 
+def _loss_mark(graph, name: str) -> str:
+    """`` (the loss)`` after the loss's value, unless its name says so already."""
+    return " (the loss)" if name == graph.loss and name != "loss" else ""
+
+
 def _training_lines(result) -> list:
-    """A training run: how far it got and how it ended, its last record, where it saved."""
+    """A training run: how far it got and how it ended, its last record, its trained params,
+    where it saved."""
     h = result.history
     last = h.last
     status = "interrupted" if h.interrupted else (
-        "stopped early (target reached)" if h.stopped_early else "done")
-    lines = [f"model {result.graph.name}: trained {last.get('epoch', 0)} epochs ({status})"]
+        f"stopped early: {h.stop_reason or 'target reached'}" if h.stopped_early else "done")
+    lines = [f"model {result.graph.name}: trained {plural(last.get('epoch', 0), 'epoch')} "
+             f"({status})"]
     if last:
         lines.append("  " + metric_text(last))
+    if h.restored_epoch is not None:
+        lines.append(f"  params restored from epoch {h.restored_epoch}, the best")
+    if result.trainer is not None and result.trainer.params:
+        lines += ["", "trained params:"] + params_lines(result.trainer.params, result.graph)
     if result.saved:
         lines.append(f"  saved params and training state to {result.saved}")
+    return lines
+
+
+def params_lines(params: dict, graph, small: int = 20) -> list:
+    """Each param by name: its values when it has at most ``small`` of them, else its shape
+    and statistics (``mean``, ``std``, ``min``, ``max``)."""
+    lines = []
+    for name in graph.params:
+        value = np.asarray(to_numpy(params[name]))
+        if value.size <= small:
+            text = "\n    ".join(format_lines(value, max_elements=small))
+            lines.append(f"  {name} = {text}")
+        else:
+            lines.append(f"  {name} {tuple(value.shape)}: "
+                         f"{'  '.join(format_lines(value, max_elements=small))}")
     return lines
 
 

@@ -281,12 +281,17 @@ class Callback:
     ``on_train_begin`` once, before the first epoch: how many epochs in all (``total``), the
     epoch it starts from (``start``: a resumed run is past 0), the file's ``log_every`` and
     the :class:`~minigraph.train.Trainer` itself (its ``params`` are live).
+    ``on_batch_end`` after each batch (Keras' ``on_train_batch_end``), with the step in the
+    epoch (from 0) and ``logs``: the epoch's running ``loss`` and the ``examples`` seen so far.
     ``on_epoch_end`` after each epoch, with its record (``epoch``, ``loss``, metrics, ``lr``,
     ``seconds``).
     """
 
     def on_train_begin(self, total: int, start: int = 0, log_every: int | None = None,
                        trainer: Trainer | None = None) -> None:
+        pass
+
+    def on_batch_end(self, step: int, logs: dict) -> None:
         pass
 
     def on_epoch_end(self, record: dict) -> None:
@@ -301,6 +306,8 @@ class _EpochLog(Callback):
 
     def __init__(self, log_file, callback: Callback | None):
         self.log_file, self.callback = log_file, callback
+        if callable(getattr(callback, "on_batch_end", None)):  # the trainer tells it directly
+            self.on_batch_end = callback.on_batch_end
 
     def on_epoch_end(self, record: dict) -> None:
         if self.log_file is not None:

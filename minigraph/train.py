@@ -25,6 +25,8 @@ from .kernels.packed import PackedParams
 from .optim import make_optimizer
 from .options import Option, OptionError, check_options
 from .shapes import batch_sizes
+from .stopping import (EarlyStopping, check_early_stopping, check_stop_at, stop_at_text,
+                       stop_reached)
 from .lr_schedules import make_schedule
 
 POSITIVE = "a positive integer"
@@ -44,14 +46,17 @@ TRAIN_OPTIONS = {
     "schedule": Option("any", None, "learning-rate schedule {type: NAME, option: value}"),
     "metrics": Option("list", [], "metrics reported every epoch",
                       words="a list such as [accuracy]"),
-    "log_every": Option("int", None, "log every this many steps", minimum=1, maximum=MAX_SEED,
-                        words=POSITIVE),
+    "log_every": Option("int", None, "an epoch line every this many epochs", minimum=1,
+                        maximum=MAX_SEED, words=POSITIVE),
     "drop_last": Option("bool", False, "drop a last batch smaller than batch_size",
                         words="true or false"),
     "backend": Option("str", None, "array backend", choices=BACKENDS,
                       words=f"one of {', '.join(BACKENDS)}"),
-    "stop_at": Option("mapping", None, "stop once a train metric reaches its value",
-                      words="a mapping such as {accuracy: 1.0}"),
+    "stop_at": Option("mapping", None, "stop once a loss or metric (train or test_) reaches "
+                      "its value", words="a mapping such as {accuracy: 1.0}"),
+    "early_stopping": Option("mapping", None, "stop when a loss or metric stops improving: "
+                             "{monitor, patience, min_delta, restore_best}",
+                             words="a mapping such as {monitor: test_loss, patience: 10}"),
     "threshold": Option("float", None, "binary accuracy threshold (default 0.5, or 0 for ±1)",
                         words=NUMBER),
     "distributed": Option("bool", False, "data-parallel across the ranks of an MPI job "
@@ -79,6 +84,7 @@ class TrainConfig:
     stop_at: dict | None = None  # e.g. {accuracy: 1.0}: stop once the train metric reaches it
     threshold: float | None = None  # binary accuracy threshold (default 0.5, or 0 for ±1)
     distributed: bool = False  # data-parallel across MPI ranks (minigraph.distributed)
+    early_stopping: dict | None = None  # {monitor, patience, min_delta, restore_best}
 
 
 def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
@@ -89,8 +95,12 @@ def train_config(graph: Graph, overrides: dict | None = None) -> TrainConfig:
         values = check_options(TRAIN_OPTIONS, raw, "key", "train", name_as="train.{}")
         values["optimizer"] = dict(values["optimizer"])  # --lr changes this copy
         values["metrics"] = check_metrics(values["metrics"], "metrics")
+        has_test = isinstance(spec.data, dict) and spec.data.get("test") is not None
         if values["stop_at"] is not None:
-            values["stop_at"] = _stop_at(values["stop_at"], values["metrics"])
+            values["stop_at"] = check_stop_at(values["stop_at"], values["metrics"], has_test)
+        if values["early_stopping"] is not None:
+            values["early_stopping"] = check_early_stopping(values["early_stopping"],
+                                                            values["metrics"], has_test)
     except OptionError as exc:
         raise exc.at(_train_location(spec, exc.key)) from None
     cfg = TrainConfig(**values)
@@ -109,23 +119,10 @@ def _train_location(spec, key: str):
     for a key that ``train`` does not have."""
     if key in TRAIN_OPTIONS:
         return spec.at("train", key)
-    if key.startswith("stop_at."):
-        return spec.at("train", "stop_at", key[len("stop_at."):])
+    for section in ("stop_at", "early_stopping"):
+        if key.startswith(section + "."):
+            return spec.at("train", section, key[len(section) + 1:])
     return spec.key_at("train", key)
-
-
-def _stop_at(stop: dict, metrics: list) -> dict:
-    """The cross-key rules of ``train.stop_at``: a metric of ``train.metrics`` (or the loss)
-    and a number for each; an :class:`OptionError` keyed ``stop_at[.NAME]`` otherwise."""
-    if not stop:
-        raise OptionError("train.stop_at must be a mapping such as {accuracy: 1.0}", "stop_at")
-    check_metrics([k for k in stop if k != "loss"], "stop_at")
-    for key, value in stop.items():
-        Option("float", words=NUMBER).check(f"stop_at.{key}", value, f"train.stop_at.{key}")
-        if key != "loss" and key not in metrics:
-            raise OptionError(f"train.stop_at.{key} needs '{key}' in train.metrics "
-                              f"(metrics: {metrics or 'none'})", f"stop_at.{key}")
-    return dict(stop)
 
 
 def require_loss(graph: Graph) -> None:
@@ -192,6 +189,8 @@ class History:
     records: list = field(default_factory=list)
     stopped_early: bool = False
     interrupted: bool = False
+    stop_reason: str = ""  # why it stopped early, in words
+    restored_epoch: int | None = None  # early_stopping.restore_best: the epoch whose params
 
     @property
     def last(self) -> dict:
@@ -272,6 +271,42 @@ def epoch_callbacks(callbacks) -> list:
     return out
 
 
+def event_hooks(callbacks, event: str = "on_batch_end") -> list:
+    """The ``event`` methods (Keras-style: ``on_batch_end(step, logs)``) of those of ``fit``'s
+    callbacks that have one; ``logs`` holds the epoch's running ``loss`` and ``examples``."""
+    if callbacks is None:
+        return []
+    if callable(callbacks) or hasattr(callbacks, "on_epoch_end"):
+        callbacks = [callbacks]
+    return [getattr(c, event) for c in callbacks if callable(getattr(c, event, None))]
+
+
+def stopping(config: TrainConfig, watch: EarlyStopping | None, record: dict,
+             history: History) -> bool:
+    """After an epoch: whether ``train.stop_at`` or ``train.early_stopping`` ends training
+    (then ``history`` says so, and why)."""
+    if watch is not None:
+        watch.on_epoch_end(record)
+    if stop_reached(config.stop_at, record):
+        history.stop_reason = f"target reached, {stop_at_text(config.stop_at)}"
+    elif watch is not None and watch.stop_training:
+        history.stop_reason = watch.reason()
+    else:
+        return False
+    history.stopped_early = True
+    return True
+
+
+def restore_best(watch: EarlyStopping | None, history: History, state) -> None:
+    """At the end of training, ``early_stopping.restore_best`` puts the best epoch's params
+    back; that state is the new epoch boundary (what a checkpoint saves)."""
+    if watch is None:
+        return
+    history.restored_epoch = watch.on_train_end()
+    if history.restored_epoch is not None:
+        state.mark_boundary()
+
+
 def check_data(graph: Graph, config: TrainConfig, data: DataSplits) -> None:
     """Refuse, with located errors, data that training could not use: no training data for a
     model with inputs, a split without values for an input, or no whole batch to train on."""
@@ -303,16 +338,28 @@ def metric_values(config: TrainConfig, preds, target) -> dict:
     return out
 
 
-def stop_reached(stop_at: dict | None, record: dict) -> bool:
-    """Whether an epoch's record meets every goal of ``train.stop_at`` (a loss at most its
-    goal, a metric at least its goal)."""
-    if not stop_at:
-        return False
-    for key, value in stop_at.items():
-        got = record.get(key)
-        if got is None or (got > value if key == "loss" else got < value):
-            return False
-    return True
+def joined(arrays: list):
+    """The epoch's batches' arrays as one (a full batch's own array, not a copy)."""
+    return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
+
+
+class LazyGenerator:
+    """An epoch's generator for dropout, made on first use: ``xp.random.default_rng(seed)``.
+
+    Making a generator costs more than a whole training step of a small model, and most
+    models never draw from it; the seed is drawn every epoch all the same, so the training
+    RNG's sequence (shuffling, checkpoints) does not depend on the model's ops.
+    """
+
+    __slots__ = ("xp", "seed", "generator")
+
+    def __init__(self, xp, seed: int):
+        self.xp, self.seed, self.generator = xp, seed, None
+
+    def __getattr__(self, name):  # rng.random(shape), ...: the real generator's
+        if self.generator is None:
+            self.generator = self.xp.random.default_rng(self.seed)
+        return getattr(self.generator, name)
 
 
 class TrainingState:
@@ -433,6 +480,7 @@ class Trainer:
         self.state = TrainingState(self.params, self.optimizer, self.rng, self.backend,
                                    self.executor.dtype, graph.name)
         self.history = None  # the History of the last (or current) fit()
+        self.batch_hooks = []  # fit()'s callbacks' on_batch_end(step, logs)
         self._move_data(data)
         self.targets = _targets_of(graph)
         self.prediction = graph.outputs[0] if graph.outputs else None
@@ -551,7 +599,7 @@ class Trainer:
         state.mid_epoch = True  # the state now moves away from its last boundary
         epoch, start = state.epoch, time.perf_counter()
         self.optimizer.lr = self.schedule.lr_at(epoch)
-        dropout_rng = self.backend.xp.random.default_rng(int(self.rng.integers(2 ** 63)))
+        dropout_rng = LazyGenerator(self.backend.xp, int(self.rng.integers(2 ** 63)))
         total, count, preds, targets = 0.0, 0, [], {t: [] for t in self.targets}
         for step, batch in enumerate(iterate_batches(
                 self.train_data, cfg.batch_size, shuffle=cfg.shuffle, rng=self.rng,
@@ -563,6 +611,8 @@ class Trainer:
             n = max(num_examples(batch), 1)  # a model without inputs: one "example"
             total += loss * n
             count += n
+            for on_batch_end in self.batch_hooks:  # e.g. a progress bar
+                on_batch_end(step, {"loss": total / count, "examples": count})
             if cfg.metrics and self.prediction:
                 preds.append(to_numpy(run.values[self.prediction]))
                 for t in self.targets:
@@ -571,8 +621,8 @@ class Trainer:
         state.mark_boundary()  # a new boundary: the epoch is complete
         record = {"epoch": state.epoch, "loss": total / max(count, 1)}
         if preds:
-            record.update(self._metrics(np.concatenate(preds),
-                                        {t: np.concatenate(v) for t, v in targets.items()}))
+            record.update(self._metrics(joined(preds),
+                                        {t: joined(v) for t, v in targets.items()}))
         if self.test_data is not None:
             for key, value in self.evaluate(self.test_data).items():
                 record[f"test_{key}"] = value
@@ -589,7 +639,9 @@ class Trainer:
         the last epoch boundary (see :meth:`rollback`), so the caller may save it and a run
         resumed from that checkpoint ends bit for bit where an uninterrupted one does.
         """
-        notify = epoch_callbacks(callbacks)
+        notify, self.batch_hooks = epoch_callbacks(callbacks), event_hooks(callbacks)
+        watch = EarlyStopping(self.params, **self.config.early_stopping) \
+            if self.config.early_stopping else None
         history = self.history = History()
         try:
             self.state.mark_boundary()  # the first boundary (nothing changes)
@@ -598,9 +650,9 @@ class Trainer:
                 history.records.append(record)
                 for on_epoch_end in notify:
                     on_epoch_end(record)
-                if stop_reached(self.config.stop_at, record):
-                    history.stopped_early = True
+                if stopping(self.config, watch, record, history):
                     break
+            restore_best(watch, history, self.state)
         except KeyboardInterrupt:
             history.interrupted = True
             self.rollback()

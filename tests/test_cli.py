@@ -66,10 +66,11 @@ def test_bad_model_file_exits_2_with_a_located_line(tmp_path, kind, command):
     assert "Traceback" not in result.output
 
 
-def test_debug_shows_the_traceback(tmp_path):
+def test_debug_shows_the_traceback_and_keeps_the_exit_code(tmp_path):
     path = write(tmp_path, Path(XOR).read_text().replace("op: sigmoid", "op: sigmod"))
-    with pytest.raises(Exception, match="unknown op 'sigmod'"):
-        CliRunner().invoke(main, ["--debug", "check", str(path)], catch_exceptions=False)
+    result = CliRunner().invoke(main, ["--debug", "check", str(path)], catch_exceptions=False)
+    assert result.exit_code == 2
+    assert "Traceback" in result.output and "unknown op 'sigmod'" in result.output
 
 
 def test_bad_flag_exits_2():
