@@ -32,7 +32,7 @@ from .errors import DataError, MinigraphError, ModelError, UnknownName, did_you_
 from .graph import Graph, build_graph
 from .loader import read_file
 from .optim import make_optimizer
-from .render import FIT_SIZE, GradScale, GraphPicture, Snapshot, build_dot
+from .render import GradScale, GraphPicture, Snapshot, build_dot
 from .spec import ModelSpec, dump_json, dump_yaml, parse_spec, spec_from_dict
 from .train import History, Trainer, check_training, scalar, train_config
 
@@ -207,14 +207,17 @@ def snapshot(model: Model, note: str = "") -> Snapshot:
 
 def draw(source, *, values: bool = False, grads: bool = False, params=None, feeds=None,
          data_dir=None, rankdir: str = "LR", vanishing: float = 1e-7, exploding: float = 1e3,
-         legend: bool = True, title: str | None = None, fit: str | None = FIT_SIZE,
-         backend=None) -> GraphPicture:
+         legend: bool = True, title: str | None = None, fit: str | None = None,
+         backend=None, all_grads: bool = False) -> GraphPicture:
     """Draw a model (path, dict, Graph or Model).
 
     Without ``values``/``grads`` only the structure is drawn (no data needed).  ``grads``
     implies ``values``: one forward and backward pass on the first training batch (or
     ``feeds``), with ``params`` (a dict or a checkpoint path) instead of fresh ones if given.
-    A Model that has already run is drawn with its own last pass.
+    A Model that has already run is drawn with its own last pass.  Gradients are drawn for
+    params and computed tensors; ``all_grads`` also for data inputs and constants.  The
+    picture has its natural size (``fit``, "W,H" inches, shrinks it in Graphviz; better:
+    ``picture.save(path, size=...)``, which keeps the text readable).
     """
     scale = GradScale(vanishing, exploding)
     shot = None
@@ -234,7 +237,7 @@ def draw(source, *, values: bool = False, grads: bool = False, params=None, feed
     else:
         graph = source.graph if isinstance(source, Model) else load_graph(source)
     dot = build_dot(graph, shot, rankdir=rankdir, scale=scale, title=title, legend=legend,
-                    fit=fit)
+                    fit=fit, all_grads=all_grads)
     return GraphPicture(dot, graph.name)
 
 
