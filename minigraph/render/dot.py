@@ -434,12 +434,12 @@ def legend_label(graph, snap: Snapshot | None, scale: GradScale, kinds_used: set
     rows = [f'<TR><TD><FONT POINT-SIZE="15">{title_text(graph, snap, title)}</FONT></TD></TR>']
     if not legend:
         return _html(*rows)
-    cells = [f"<TD>{_SMALL.format('nodes:')}</TD>"]
-    for kind in ("input", "param", "constant", "op", "output", "loss"):
-        if kind in kinds_used:
-            style = NODE_STYLES[kind]
-            cells.append(f'<TD BGCOLOR="{style["fillcolor"]}" BORDER="1" '
-                         f'COLOR="{style["color"]}">{_SMALL.format(kind)}</TD>')
+    # One text cell (a coloured square per kind): a row of coloured cells would be stretched
+    # across the whole width of a title that is wider than the row.
+    swatches = "   ".join(f'<FONT COLOR="{NODE_STYLES[kind]["color"]}" POINT-SIZE="13">■</FONT>'
+                          f" {kind}" for kind in ("input", "param", "constant", "op", "output",
+                                                  "loss") if kind in kinds_used)
+    cells = [f"<TD>{_SMALL.format('nodes:  ' + swatches)}</TD>"]
     grads = snap is not None and snap.has_grads
     edges = "edges are tensors: name (shape)" + (
         f", value and ∂{_esc(graph.loss)}/∂tensor" if grads
