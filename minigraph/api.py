@@ -298,14 +298,16 @@ class _EpochLog(Callback):
     """Writes each epoch's record as one JSON line (when logging), then tells ``callback``.
 
     The trainer calls it with each record, as a function or through ``on_epoch_end``.
+    Each line also names the ``model`` (so that ``plot curves`` can title the figure).
     """
 
-    def __init__(self, log_file, callback: Callback | None):
-        self.log_file, self.callback = log_file, callback
+    def __init__(self, log_file, callback: Callback | None, model: str | None = None):
+        self.log_file, self.callback, self.model = log_file, callback, model
 
     def on_epoch_end(self, record: dict) -> None:
         if self.log_file is not None:
-            self.log_file.write(json.dumps(record) + "\n")
+            line = {"model": self.model, **record} if self.model else record
+            self.log_file.write(json.dumps(line) + "\n")
             self.log_file.flush()
         if self.callback is not None:
             self.callback.on_epoch_end(record)
@@ -445,7 +447,7 @@ def _train(graph: Graph, config, ckpt, guard, callback, *, backend, log, data_di
         if callback is not None:
             callback.on_train_begin(total=config.epochs, start=trainer.epoch,
                                     log_every=config.log_every, trainer=trainer)
-        trainer.fit(_EpochLog(log_file, callback))
+        trainer.fit(_EpochLog(log_file, callback, graph.name))
     except KeyboardInterrupt:  # before fit() began, or just as it returned
         if trainer is None:
             raise  # while loading: nothing to save
