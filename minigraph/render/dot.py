@@ -377,7 +377,7 @@ def tooltip_text(graph, name: str, snap: Snapshot | None, numbers: Numbers) -> s
     what = tensor.kind if tensor.kind != "node" else f"computed by {tensor.producer}"
     value = None if snap is None else snap.values.get(name)
     shape = _shape_text(np.shape(value) if value is not None else tensor.shape)
-    lines = [f"{name}  {shape}  ({what})"]
+    lines = [f"{name} {shape}: {what}"]
     if value is not None:
         lines.append("value: " + "; ".join(numbers.lines(value, tensor.kind == "input")))
     if snap is not None and snap.has_grads:
