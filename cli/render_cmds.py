@@ -51,8 +51,10 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
 @click.option("--all-grads", is_flag=True,
               help="With --grads, also draw the gradients of data inputs and constants "
                    "(by default only params and computed tensors: what is learned).")
-@click.option("--rankdir", type=click.Choice(["LR", "TB"], case_sensitive=False), default="LR",
-              show_default=True, help="Left-to-right or top-to-bottom.")
+@click.option("--rankdir", type=click.Choice(["auto", "LR", "TB"], case_sensitive=False),
+              default="auto", show_default=True,
+              help="Left-to-right or top-to-bottom; auto: left-to-right while the picture "
+                   "fits a 1920-px screen, else top-to-bottom (long chains of values).")
 @data_dir_option
 @click.option("--tiny", "--vanishing", "vanishing", type=click.FloatRange(min=0, min_open=True),
               default=1e-7, show_default=True,

@@ -32,7 +32,7 @@ from .errors import DataError, MinigraphError, ModelError, UnknownName, did_you_
 from .graph import Graph, build_graph
 from .loader import read_file
 from .optim import make_optimizer
-from .render import GradScale, GraphPicture, Snapshot, build_dot
+from .render import GradScale, GraphPicture, Snapshot, auto_picture, build_dot
 from .spec import ModelSpec, dump_json, dump_yaml, parse_spec, spec_from_dict
 from .train import History, Trainer, check_training, scalar, train_config
 
@@ -206,7 +206,7 @@ def snapshot(model: Model, note: str = "") -> Snapshot:
 
 
 def draw(source, *, values: bool = False, grads: bool = False, params=None, feeds=None,
-         data_dir=None, rankdir: str = "LR", vanishing: float = 1e-7, exploding: float = 1e3,
+         data_dir=None, rankdir: str = "auto", vanishing: float = 1e-7, exploding: float = 1e3,
          legend: bool = True, title: str | None = None, fit: str | None = None,
          backend=None, all_grads: bool = False) -> GraphPicture:
     """Draw a model (path, dict, Graph or Model).
@@ -217,7 +217,8 @@ def draw(source, *, values: bool = False, grads: bool = False, params=None, feed
     A Model that has already run is drawn with its own last pass.  Gradients are drawn for
     params and computed tensors; ``all_grads`` also for data inputs and constants.  The
     picture has its natural size (``fit``, "W,H" inches, shrinks it in Graphviz; better:
-    ``picture.save(path, size=...)``, which keeps the text readable).
+    ``picture.save(path, size=...)``, which keeps the text readable).  ``rankdir`` "LR" or
+    "TB"; "auto" is left to right while that fits a 1920-px screen, else top to bottom.
     """
     scale = GradScale(vanishing, exploding)
     shot = None
@@ -236,9 +237,13 @@ def draw(source, *, values: bool = False, grads: bool = False, params=None, feed
         shot = snapshot(model, note)
     else:
         graph = source.graph if isinstance(source, Model) else load_graph(source)
-    dot = build_dot(graph, shot, rankdir=rankdir, scale=scale, title=title, legend=legend,
-                    fit=fit, all_grads=all_grads)
-    return GraphPicture(dot, graph.name)
+    def make(direction):
+        return build_dot(graph, shot, rankdir=direction, scale=scale, title=title,
+                         legend=legend, fit=fit, all_grads=all_grads)
+
+    if str(rankdir).lower() == "auto":
+        return auto_picture(make, graph.name)
+    return GraphPicture(make(rankdir), graph.name)
 
 
 def _show_graphs_in_notebooks() -> None:

@@ -92,6 +92,27 @@ def test_size_fits_a_picture_but_never_below_readable(tmp_path, cli):
     assert result.exit_code == 0, result.output
 
 
+@needs_renderer
+def test_auto_rankdir_draws_long_value_chains_top_to_bottom(tmp_path, cli):
+    """Before: xor --grads was 3,389 px wide and xor_wide_deep 6,909 px (left to right)."""
+    xor = draw(MODELS / "xor.yaml", grads=True)
+    assert "rankdir=TB" in xor.dot and xor.natural_size()[0] * 4 / 3 < 1200
+    wide_deep = draw(MODELS / "xor_wide_deep.yaml", grads=True)
+    assert "rankdir=TB" in wide_deep.dot and wide_deep.natural_size()[0] * 4 / 3 < 1920
+    chain = draw(MODELS / "chain_rule.yaml", grads=True)  # fits a screen: stays LR
+    assert "rankdir=LR" in chain.dot and chain.natural_size()[0] <= pictures.AUTO_WIDTH_PT
+    assert "rankdir=LR" in draw(MODELS / "xor.yaml", grads=True, rankdir="LR").dot
+    out = tmp_path / "x.dot"
+    result = CliRunner().invoke(cli, ["render", str(MODELS / "xor.yaml"), "--grads",
+                                      "--rankdir", "lr", "-o", str(out)])
+    assert result.exit_code == 0 and "rankdir=LR" in out.read_text()
+
+
+def test_auto_rankdir_without_a_renderer_is_left_to_right(monkeypatch):
+    monkeypatch.setattr(pictures, "find_renderer", lambda: None)
+    assert "rankdir=LR" in draw(MODELS / "xor.yaml", grads=True).dot
+
+
 def test_size_and_dpi_mistakes_are_one_line(cli, tmp_path):
     assert parse_size("12,8") == (12.0, 8.0) and parse_size("5") == (5.0, 5.0)
     for bad in ("12x8", "0,3", "a,b", "1,2,3", "-1,4"):
@@ -244,7 +265,8 @@ def test_tb_cluster_titles_sit_beside_the_first_op():
     cluster = dot[dot.index("subgraph cluster_1"):dot.index("subgraph cluster_2")]
     assert "\tlabel=<" not in cluster  # no title on top, where edges come in
     assert re.search(r"t1 \[label=<.*<B>fc1</B>.*shape=plain", cluster)
-    assert re.search(r"rank=same\s+t1 -> n\d+ \[style=invis\]", cluster)
+    # title, then W (when drawn beside the op), then the op, left to right on one rank
+    assert re.search(r"rank=same\s+t1 -> s\d+ \[style=invis\]", cluster)
     lr = draw(MODELS / "circles.yaml").dot  # LR: edges enter from the left, title on top
     assert "t1 [" not in lr
 

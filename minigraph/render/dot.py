@@ -346,15 +346,16 @@ def source_label(graph, name: str, kind: str, numbers: Numbers, snap: Snapshot |
 
 def structure_edge_label(name: str, shape: str) -> str:
     """An edge without numbers: the tensor's name and (wrapped) shape."""
-    return _html(f"<TR><TD>{_esc(name)}</TD></TR>", *[
+    return _padded([f"<TR><TD>{_esc(name)}</TD></TR>", *[
         f'<TR><TD><FONT COLOR="#666666">{_esc(part)}</FONT></TD></TR>'
-        for part in _wrap_shape(shape)])
+        for part in _wrap_shape(shape)]], pad=2)
 
 
-def _padded(rows) -> str:
+def _padded(rows, pad: int = 4) -> str:
     """An edge label with a margin, so that its lines keep clear of the edge's line."""
     inner = _html(*rows)[1:-1]
-    return f'<<TABLE BORDER="0" CELLBORDER="0" CELLPADDING="4"><TR><TD>{inner}</TD></TR></TABLE>>'
+    return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLPADDING="{pad}"><TR><TD>{inner}</TD></TR>'
+            "</TABLE>>")
 
 
 def value_edge_label(graph, name: str, snap: Snapshot, scale: GradScale, numbers: Numbers,
@@ -588,9 +589,11 @@ class NodeDrawer:
                 title = f"t{number}"
                 c.node(title, group_label(graph, group), shape="plain", fontsize="11",
                        tooltip=f"layer {group}")
+                beside = self.layout.beside(members[0])  # W left of the op: title before it
+                first = beside[0] if beside else members[0].name
                 with c.subgraph() as same:
                     same.attr(rank="same")
-                    same.edge(title, self.layout.ids[members[0].name], style="invis")
+                    same.edge(title, self.layout.ids[first], style="invis")
 
 
 class EdgeDrawer:

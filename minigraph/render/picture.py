@@ -24,6 +24,8 @@ FORMATS = ("svg", "png", "pdf", "dot")
 
 # A PNG at 100%: Graphviz's own 96 dpi makes 12-pt names 16 px and 9-pt labels 12 px tall.
 DEFAULT_DPI = 96
+# ``rankdir="auto"`` keeps left-to-right while the picture fits a 1920-px screen at 96 dpi.
+AUTO_WIDTH_PT = 1440
 # What fitting (``size``) may shrink to: 72 dpi, where the 9-pt labels are still 9 px tall.
 # A picture that would need less stays larger than asked (it is never made unreadable).
 MIN_DPI = 72
@@ -257,3 +259,18 @@ class GraphPicture:
             return {"image/svg+xml": notebook_svg(self.svg()), "text/plain": repr(self)}
         except MinigraphError as exc:
             return {"text/plain": f"{exc}\n\n{self.dot}"}
+
+
+def auto_picture(make, name: str = "model") -> GraphPicture:
+    """The picture of ``make(rankdir)`` (DOT text) in the direction that reads best.
+
+    Left to right while that fits a screen's width (:data:`AUTO_WIDTH_PT`); a longer chain,
+    such as a deep model or one drawn with its values, is drawn top to bottom when that is
+    narrower (it then scrolls down, as a page does, rather than sideways).  Without a
+    renderer nothing can be measured: left to right.
+    """
+    wide = GraphPicture(make("LR"), name)
+    if find_renderer() is None or wide.natural_size()[0] <= AUTO_WIDTH_PT:
+        return wide
+    tall = GraphPicture(make("TB"), name)
+    return tall if tall.natural_size()[0] < wide.natural_size()[0] else wide
