@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from minigraph.errors import MinigraphError
-from minigraph.render.picture import DEFAULT_DPI, FORMATS, picture_format
+from minigraph.render.picture import DEFAULT_DPI, FORMATS, picture_format, target_format
 
 from .main import data_dir_option, model_arg
 
@@ -85,6 +85,7 @@ def render(model, values, grads, params, out, fmt, dpi, size, all_grads, rankdir
     from minigraph.render.sizing import parse_size, png_size
 
     path, fmt = _picture_path(model, out, fmt)
+    target_format(path, fmt)  # a suffix that contradicts --format: refused before the pass
     size = parse_size(size)
     picture = draw(model, values=values or grads or bool(params), grads=grads, params=params,
                    data_dir=data_dir, rankdir=rankdir.upper(), vanishing=vanishing,

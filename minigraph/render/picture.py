@@ -148,7 +148,7 @@ def jpeg_size(data: bytes) -> tuple:
     raise MinigraphError("could not read the size of graphviz-pure's JPEG output")
 
 
-def _target_format(path: Path, fmt: str | None) -> str:
+def target_format(path: Path, fmt: str | None) -> str:
     """The format to write ``path`` in; refused when unknown, when it contradicts the
     file's suffix (``-o x.svg --format png`` would put PNG bytes in a .svg) or when the
     folder is missing."""
@@ -236,7 +236,7 @@ class GraphPicture:
         raises a :class:`MinigraphError` that says how to install one.
         """
         path = Path(path)
-        fmt = _target_format(path, format)
+        fmt = target_format(path, format)
         if fmt == "dot":
             _write(path, self.dot.encode("utf-8"))
             return path
