@@ -558,7 +558,7 @@ class NodeDrawer:
 
     def _op(self, where, node):
         ids = self.layout.ids
-        tip = (f"{node.name}: {node.op_name}  ({', '.join(node.inputs)} -> "
+        tip = (f"{node.name}: {node.op_name} ({', '.join(node.inputs)} -> "
                f"{', '.join(node.outputs)})")
         self.node(where, ids[node.name], "op", op_label(node), tip, group="ops")
         params = self.layout.beside(node)
