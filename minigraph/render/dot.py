@@ -477,10 +477,10 @@ class Layout:
 
     ``compact`` (structure drawings) draws a param whose every reader is in one layer group
     inside that cluster, beside its op (same rank; ``flipped`` edges are drawn turned round so
-    W sits on one side of the op and b on the other).  With values, the labels of such flat
-    edges would collide, and a param in the cluster's first column pushes the edge label
-    coming into the cluster round it (the layers then climb like stairs), so params stay
-    outside.
+    W sits on one side of the op and b on the other).  With values, params stay outside:
+    their nodes then hold value tables, and drawn beside their ops they widen every layer
+    (circles --grads: 4,708 px against 4,380 left to right, 1,175 against 1,074 top to
+    bottom).
     """
 
     graph: object
