@@ -71,8 +71,8 @@ def render(model, values, grads, params, out, fmt, dpi, size, all_grads, rankdir
     Pictures come from the system's Graphviz `dot` when installed, else from graphviz-pure
     (installed with minigraph).  --format dot writes the DOT text itself.  A picture has
     its natural size: a PNG at --dpi, shrunk by --size but never below readable text.
-    PDF: vector with the system's Graphviz; without it the PDF holds a 150-dpi raster
-    image (use SVG for vectors).
+    PDF: vector with the system's Graphviz or the pdf extra (pip install
+    'minigraph[pdf]'); without either the PDF holds a 150-dpi raster image.
 
     \b
     Example:

@@ -374,10 +374,38 @@ def test_format_and_suffix_must_agree(cli, tmp_path):
 # ==== 15: PDF =====================================================================================
 
 def test_pdf_without_system_graphviz_is_documented(cli):
-    result = CliRunner().invoke(cli, ["render", "--help"])
-    assert "150-dpi raster" in " ".join(result.output.split())
+    help_text = " ".join(CliRunner().invoke(cli, ["render", "--help"]).output.split())
+    assert "150-dpi raster" in help_text and "minigraph[pdf]" in help_text
     readme = " ".join((ROOT / "README.md").read_text().split())
-    assert "it is a 150-dpi raster image in a one-page PDF" in readme
+    assert "without either it is a 150-dpi raster image in a one-page PDF" in readme
+    assert "pip install 'minigraph[pdf]'" in readme
+
+
+def test_pdf_is_vector_with_the_pdf_extra(monkeypatch):
+    """Before: without a system Graphviz the PDF was graphviz-pure's JPEG in a page."""
+    pytest.importorskip("svglib", reason="the pdf extra (svglib) is not installed")
+    pure = Path(pictures.sys.executable).parent / "graphviz-pure"
+    if not pure.is_file():
+        pytest.skip("graphviz-pure is not installed beside this Python")
+    monkeypatch.setattr(pictures, "find_renderer", lambda: [str(pure)])
+    picture = draw(MODELS / "xor.yaml", grads=True)
+    pdf = picture.pipe("pdf")
+    assert pdf.startswith(b"%PDF") and b"DCTDecode" not in pdf  # no raster image
+    box = re.search(rb"/MediaBox \[\s*([\d.]+) ([\d.]+) ([\d.]+) ([\d.]+)", pdf)
+    width = float(box.group(3)) - float(box.group(1))
+    assert width == pytest.approx(picture.natural_size()[0], rel=0.01)  # points, as drawn
+    assert b"/Font" in pdf  # the labels are text, not pixels
+
+
+@needs_renderer
+def test_pdf_without_the_extra_is_a_raster_page(monkeypatch):
+    pure = Path(pictures.sys.executable).parent / "graphviz-pure"
+    if not pure.is_file():
+        pytest.skip("graphviz-pure is not installed beside this Python")
+    monkeypatch.setattr(pictures, "find_renderer", lambda: [str(pure)])
+    monkeypatch.setattr(pictures, "svg_pdf", lambda svg, scale=1.0: None)
+    pdf = draw(MODELS / "xor.yaml").pipe("pdf")
+    assert pdf.startswith(b"%PDF") and b"DCTDecode" in pdf
 
 
 @needs_renderer

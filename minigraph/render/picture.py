@@ -1,9 +1,10 @@
 """DOT text -> pictures (SVG, PNG, PDF) from whichever Graphviz is installed.
 
 Pictures come from the system ``dot`` when there is one, else from the ``graphviz-pure``
-executable that ``pip install minigraph`` brings.  graphviz-pure writes no PDF: its JPEG (at
-150 dpi) is wrapped in a one-page PDF here, so without a system Graphviz a PDF is a raster
-image, not vectors (SVG is the vector format that always works).  With neither renderer,
+executable that ``pip install minigraph`` brings.  graphviz-pure writes no PDF: with the
+``pdf`` extra (``pip install 'minigraph[pdf]'``: svglib and ReportLab) its SVG is converted
+into a vector PDF; without it its JPEG (at 150 dpi) is wrapped in a one-page PDF, a raster
+image (SVG is the vector format that always works).  With neither renderer,
 :meth:`GraphPicture.save` writes the ``.dot`` file and says how to get a renderer.
 
 Sizes (see :mod:`.sizing`): a picture is drawn at its natural size, a PNG at ``dpi``
@@ -11,6 +12,7 @@ Sizes (see :mod:`.sizing`): a picture is drawn at its natural size, a PNG at ``d
 """
 from __future__ import annotations
 
+import io
 import os
 import shutil
 import subprocess
@@ -73,7 +75,8 @@ def pipe(source: str, fmt: str, renderer: list | None = None, dpi: float | None 
     if renderer is None:
         raise MinigraphError(NO_RENDERER.format(dot="nothing (no output path)"))
     if fmt == "pdf" and _is_pure(renderer):
-        return jpeg_pdf(source, renderer, scale=scale)
+        vector = svg_pdf(pipe(source, "svg", renderer).decode("utf-8"), scale)
+        return vector if vector is not None else jpeg_pdf(source, renderer, scale=scale)
     args = renderer + [f"-T{fmt}"] + ([f"-Gdpi={dpi:g}"] if dpi else [])
     if fmt == "pdf" and scale < 1.0:
         args.append(f"-Gsize={_pdf_size(source, renderer, scale)}")
@@ -90,6 +93,23 @@ def pipe(source: str, fmt: str, renderer: list | None = None, dpi: float | None 
 
 
 # ==== PDF from graphviz-pure's JPEG ===============================================================
+
+def svg_pdf(svg: str, scale: float = 1.0) -> bytes | None:
+    """A vector PDF of Graphviz's ``svg`` through svglib and ReportLab (the ``pdf`` extra);
+    None when they are not installed."""
+    try:
+        from reportlab.graphics import renderPDF
+        from svglib.svglib import svg2rlg
+    except ImportError:
+        return None
+    drawing = svg2rlg(io.BytesIO(svg.encode("utf-8")))
+    if drawing is None:
+        raise MinigraphError("svglib could not read the renderer's SVG to make a PDF")
+    if scale != 1.0:
+        drawing.scale(scale, scale)
+        drawing.width, drawing.height = drawing.width * scale, drawing.height * scale
+    return renderPDF.drawToString(drawing)
+
 
 def _pdf_size(source: str, renderer: list, scale: float) -> str:
     """Graphviz's ``size`` (inches) that shrinks the drawing by ``scale``."""
