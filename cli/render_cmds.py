@@ -79,6 +79,7 @@ def render(model, values, grads, params, out, fmt, dpi, size, all_grads, rankdir
       minigraph render models/xor.yaml
       minigraph render models/xor.yaml --grads -o xor.svg
       minigraph render models/circles.yaml --grads --params circles.npz -o circles.png
+      minigraph render models/mnist_cnn_deep.yaml --rankdir TB --size 12,8 -o deep.png
     """
     from minigraph.api import draw
 
