@@ -10,7 +10,7 @@ from pathlib import Path
 import click
 
 from minigraph.errors import MinigraphError
-from minigraph.render.picture import FORMATS, picture_format
+from minigraph.render.picture import DEFAULT_DPI, FORMATS, picture_format, target_format
 
 from .main import data_dir_option, model_arg
 
@@ -40,34 +40,60 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
               help="Output file (default: MODEL's name with .svg, in this folder).")
 @click.option("--format", "fmt", type=click.Choice(FORMATS),
-              help="Picture format (default: from the output file's suffix).")
-@click.option("--rankdir", type=click.Choice(["LR", "TB"], case_sensitive=False), default="LR",
-              show_default=True, help="Left-to-right or top-to-bottom.")
+              help="Picture format (default: from the output file's suffix; when both are "
+                   "given they must agree).")
+@click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=DEFAULT_DPI,
+              show_default=True, help="PNG resolution: at the default the text reads as at "
+                                      "100% (names 16 px, labels 12 px tall).")
+@click.option("--size", metavar="W,H",
+              help="Fit the picture into W x H inches (e.g. 12,8); it is never shrunk below "
+                   "3/4 of its natural size, where the labels would become unreadable.")
+@click.option("--all-grads", is_flag=True,
+              help="With --grads, also draw the gradients of data inputs and constants "
+                   "(by default only params and computed tensors: what is learned).")
+@click.option("--rankdir", type=click.Choice(["auto", "LR", "TB"], case_sensitive=False),
+              default="auto", show_default=True,
+              help="Left-to-right or top-to-bottom; auto: left-to-right while the picture "
+                   "fits a 1920-px screen, else top-to-bottom (long chains of values).")
 @data_dir_option
-@click.option("--vanishing", type=click.FloatRange(min=0, min_open=True), default=1e-7,
-              show_default=True, help="Gradients below this are drawn as vanishing.")
-@click.option("--exploding", type=click.FloatRange(min=0, min_open=True), default=1e3,
-              show_default=True, help="Gradients above this are drawn as exploding.")
-def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing, exploding):
+@click.option("--tiny", "--vanishing", "vanishing", type=click.FloatRange(min=0, min_open=True),
+              default=1e-7, show_default=True,
+              help="Gradients whose largest |entry| is below this are drawn dashed grey, "
+                   "marked 'tiny'.")
+@click.option("--large", "--exploding", "exploding",
+              type=click.FloatRange(min=0, min_open=True), default=1e3, show_default=True,
+              help="Gradients whose largest |entry| is above this are drawn thick red, "
+                   "marked 'large' (an absolute band: judge it against the loss's scale).")
+def render(model, values, grads, params, out, fmt, dpi, size, all_grads, rankdir, data_dir,
+           vanishing, exploding):
     """Draw MODEL's graph; with --values/--grads, one pass's values and gradients.
 
     Pictures come from the system's Graphviz `dot` when installed, else from graphviz-pure
-    (installed with minigraph).  --format dot writes the DOT text itself.
+    (installed with minigraph).  --format dot writes the DOT text itself.  A picture has
+    its natural size: a PNG at --dpi, shrunk by --size but never below readable text.
+    PDF: vector with the system's Graphviz or the pdf extra (pip install
+    'minigraph[pdf]'); without either the PDF holds a 150-dpi raster image.
 
     \b
     Example:
       minigraph render models/xor.yaml
       minigraph render models/xor.yaml --grads -o xor.svg
       minigraph render models/circles.yaml --grads --params circles.npz -o circles.png
+      minigraph render models/mnist_cnn_deep.yaml --rankdir TB --size 12,8 -o deep.png
     """
     from minigraph.api import draw
 
+    from minigraph.render.sizing import parse_size, png_size
+
     path, fmt = _picture_path(model, out, fmt)
+    target_format(path, fmt)  # a suffix that contradicts --format: refused before the pass
+    size = parse_size(size)
     picture = draw(model, values=values or grads or bool(params), grads=grads, params=params,
                    data_dir=data_dir, rankdir=rankdir.upper(), vanishing=vanishing,
-                   exploding=exploding)
-    picture.save(path, fmt)
-    click.echo(f"wrote {path}")
+                   exploding=exploding, all_grads=all_grads)
+    picture.save(path, fmt, dpi=dpi, size=size)
+    pixels = png_size(path.read_bytes()[:24]) if fmt == "png" else None
+    click.echo(f"wrote {path}" + (f" ({pixels[0]} x {pixels[1]} px)" if pixels else ""))
 
 
 @click.group()

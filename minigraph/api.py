@@ -34,7 +34,7 @@ from .errors import DataError, MinigraphError, ModelError, UnknownName, did_you_
 from .graph import Graph, build_graph
 from .loader import read_file
 from .optim import make_optimizer
-from .render import FIT_SIZE, GradScale, GraphPicture, Snapshot, build_dot
+from .render import GradScale, GraphPicture, Snapshot, auto_picture, build_dot
 from .spec import ModelSpec, dump_json, dump_yaml, parse_spec, spec_from_dict
 from .train import History, Trainer, check_training, scalar, train_config
 
@@ -208,15 +208,19 @@ def snapshot(model: Model, note: str = "") -> Snapshot:
 
 
 def draw(source, *, values: bool = False, grads: bool = False, params=None, feeds=None,
-         data_dir=None, rankdir: str = "LR", vanishing: float = 1e-7, exploding: float = 1e3,
-         legend: bool = True, title: str | None = None, fit: str | None = FIT_SIZE,
-         backend=None) -> GraphPicture:
+         data_dir=None, rankdir: str = "auto", vanishing: float = 1e-7, exploding: float = 1e3,
+         legend: bool = True, title: str | None = None, fit: str | None = None,
+         backend=None, all_grads: bool = False) -> GraphPicture:
     """Draw a model (path, dict, Graph or Model).
 
     Without ``values``/``grads`` only the structure is drawn (no data needed).  ``grads``
     implies ``values``: one forward and backward pass on the first training batch (or
     ``feeds``), with ``params`` (a dict or a checkpoint path) instead of fresh ones if given.
-    A Model that has already run is drawn with its own last pass.
+    A Model that has already run is drawn with its own last pass.  Gradients are drawn for
+    params and computed tensors; ``all_grads`` also for data inputs and constants.  The
+    picture has its natural size (``fit``, "W,H" inches, shrinks it in Graphviz; better:
+    ``picture.save(path, size=...)``, which keeps the text readable).  ``rankdir`` "LR" or
+    "TB"; "auto" is left to right while that fits a 1920-px screen, else top to bottom.
     """
     scale = GradScale(vanishing, exploding)
     shot = None
@@ -235,9 +239,13 @@ def draw(source, *, values: bool = False, grads: bool = False, params=None, feed
         shot = snapshot(model, note)
     else:
         graph = source.graph if isinstance(source, Model) else load_graph(source)
-    dot = build_dot(graph, shot, rankdir=rankdir, scale=scale, title=title, legend=legend,
-                    fit=fit)
-    return GraphPicture(dot, graph.name)
+    def make(direction):
+        return build_dot(graph, shot, rankdir=direction, scale=scale, title=title,
+                         legend=legend, fit=fit, all_grads=all_grads)
+
+    if str(rankdir).lower() == "auto":
+        return auto_picture(make, graph.name)
+    return GraphPicture(make(rankdir), graph.name)
 
 
 def _show_graphs_in_notebooks() -> None:
@@ -302,16 +310,18 @@ class _EpochLog(Callback):
     """Writes each epoch's record as one JSON line (when logging), then tells ``callback``.
 
     The trainer calls it with each record, as a function or through ``on_epoch_end``.
+    Each line also names the ``model`` (so that ``plot curves`` can title the figure).
     """
 
-    def __init__(self, log_file, callback: Callback | None):
-        self.log_file, self.callback = log_file, callback
+    def __init__(self, log_file, callback: Callback | None, model: str | None = None):
+        self.log_file, self.callback, self.model = log_file, callback, model
         if callable(getattr(callback, "on_batch_end", None)):  # the trainer tells it directly
             self.on_batch_end = callback.on_batch_end
 
     def on_epoch_end(self, record: dict) -> None:
         if self.log_file is not None:
-            self.log_file.write(json.dumps(record) + "\n")
+            line = {"model": self.model, **record} if self.model else record
+            self.log_file.write(json.dumps(line) + "\n")
             self.log_file.flush()
         if self.callback is not None:
             self.callback.on_epoch_end(record)
@@ -467,7 +477,7 @@ def _train(graph: Graph, config, ckpt, guard, callback, *, backend, log, data_di
         if callback is not None:
             callback.on_train_begin(total=config.epochs, start=trainer.epoch,
                                     log_every=config.log_every, trainer=trainer)
-        trainer.fit(_EpochLog(log_file, callback))
+        trainer.fit(_EpochLog(log_file, callback, graph.name))
     except KeyboardInterrupt:  # before fit() began, or just as it returned
         if trainer is None:
             raise  # while loading: nothing to save

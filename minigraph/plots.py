@@ -19,10 +19,11 @@ from .backend import to_numpy
 from .checkpoint import load_checkpoint
 from .engine import init_params
 from .errors import MinigraphError, RunError
+from .text import format_number
 from .train import train_config
 
 MISSING = "matplotlib is not installed: pip install 'minigraph[plot]'"
-NOT_METRICS = ("epoch", "lr", "seconds")
+NOT_METRICS = ("epoch", "lr", "seconds", "model")
 
 
 def _require_matplotlib() -> None:
@@ -127,8 +128,17 @@ def plot_log(log_path, out=None, *, title: str | None = None):
         ax.grid(True, alpha=0.3)
         if base != "lr":
             ax.legend()
-    fig.suptitle(title or Path(log_path).stem)
+    fig.suptitle(title or log_title(records, log_path))
     return _finish(fig, out)
+
+
+def log_title(records: list, log_path) -> str:
+    """The figure's title: the model's name that ``run --log`` stores in each record (logs
+    written before it did: the file's name)."""
+    names = [r["model"] for r in records if isinstance(r.get("model"), str)]
+    if not names:
+        return Path(log_path).stem
+    return f"{names[0]}: training curves ({Path(log_path).name})"
 
 
 # ==== decision boundary ===========================================================================
@@ -318,7 +328,21 @@ def _race_configs(optimizers, default_lr=None) -> list:
         elif default_lr is not None:
             config["lr"] = default_lr
         configs.append(config)
+    for config in configs:  # the optimizer's own default, so that every label names its lr
+        if "lr" not in config:
+            config["lr"] = _default_lr(config)
     return configs
+
+
+def _default_lr(config: dict):
+    """The learning rate an optimizer uses when its config gives none."""
+    from .optim import make_optimizer
+    from .options import OptionError
+
+    try:
+        return make_optimizer({"type": config["type"]}).lr
+    except (OptionError, MinigraphError, KeyError):
+        return None  # an unknown type: the race itself reports it
 
 
 def race_paths(model_path, optimizers=None, *, epochs: int | None = None,
@@ -340,7 +364,9 @@ def race_paths(model_path, optimizers=None, *, epochs: int | None = None,
     paths = {}
     for config in _race_configs(optimizers, lr):
         path = _PathRecorder(sizes)
-        label = config["type"] + (f" (lr {config['lr']:g})" if "lr" in config else "")
+        label = config["type"] + (f" (lr {config['lr']:g})" if config.get("lr") else "")
+        if config.get("lr") is None:
+            config.pop("lr", None)
         try:
             with np.errstate(over="ignore", invalid="ignore"):  # divergence is a result here
                 # every optimizer runs its full epochs: an empty stop_at never stops early
@@ -415,15 +441,60 @@ def _draw_loss_surface(ax, gx, gy, loss):
         ax.contour(gx, gy, loss, levels=25, colors="#555555", linewidths=0.4, alpha=0.6)
 
 
-def _draw_paths(ax, paths: dict, start):
-    """Each optimizer's path in its own colour with a dot at its end; a star at the start."""
+def _draw_paths(ax, paths: dict, start, final_loss: dict):
+    """Each optimizer's path in its own colour with a dot at its end; a star at the start.
+
+    Labels give the learning rate and the loss where the path ends.  Longer paths are drawn
+    first, so that a short one (adagrad's, which stops early on the way down the wall) lies
+    on top of the longer ones that pass over the same ground and stays visible.
+    """
     colors = ["#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2",
               "#17becf", "#bcbd22", "#7f7f7f"]
-    for (label, path), color in zip(paths.items(), colors * 4):
+    styled = list(zip(paths.items(), colors * 4))
+    order = sorted(range(len(styled)), key=lambda i: -_path_length(styled[i][0][1]))
+    for rank, i in enumerate(order):
+        (label, path), color = styled[i]
         if len(path):
-            ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=1.6, label=label)
-            ax.plot(path[-1, 0], path[-1, 1], "o", color=color, ms=5)
-    ax.plot(start[0], start[1], "k*", ms=12, label="start")
+            loss = final_loss.get(label)
+            text = label + (f": final loss {format_number(loss, 3)}" if loss is not None
+                            else "")
+            ax.plot(path[:, 0], path[:, 1], "-", color=color, lw=1.8, label=text,
+                    zorder=3 + rank)
+            ax.plot(path[-1, 0], path[-1, 1], "o", color=color, ms=7, mec="white",
+                    mew=1.0, zorder=3 + len(order) + rank)
+    ax.plot(start[0], start[1], "k*", ms=13, label="start", zorder=30)
+
+
+def _legend(ax, paths: dict):
+    """The legend in the order the optimizers were asked for (the drawing order differs),
+    then the start and the lowest point."""
+    handles, labels = ax.get_legend_handles_labels()
+    ordered = [lbl for name in paths for lbl in labels if lbl.split(":")[0] == name]
+    ordered += [lbl for lbl in labels if lbl not in ordered]
+    keep = [labels.index(lbl) for lbl in ordered]
+    ax.legend([handles[k] for k in keep], [labels[k] for k in keep], fontsize=8, loc="best",
+              framealpha=0.92)
+
+
+def _path_length(path) -> float:
+    return float(np.abs(np.diff(path, axis=0)).sum()) if len(path) > 1 else 0.0
+
+
+def _mark_minimum(ax, gx, gy, loss, ends: dict):
+    """The lowest point seen, among the grid and the paths' ends: a white cross (under the
+    paths' end dots, which it must not hide)."""
+    candidates = list(ends.values())
+    finite = np.where(np.isfinite(loss), loss, np.inf)
+    k = np.unravel_index(np.argmin(finite), finite.shape)
+    if np.isfinite(finite[k]):
+        candidates.append(((gx[k], gy[k]), float(finite[k])))
+    candidates = [c for c in candidates if c[1] is not None and math.isfinite(c[1])]
+    if not candidates:
+        return
+    (x, y), value = min(candidates, key=lambda c: c[1])
+    ax.plot(x, y, "X", color="white", mec="black", mew=1.2, ms=15, zorder=2.9,
+            label=f"lowest loss seen: {format_number(value, 3)} at "
+                  f"({format_number(x, 3)}, {format_number(y, 3)})")
 
 
 def _param_labels(names, shapes) -> list:
@@ -449,18 +520,38 @@ def plot_optimizer_race(model_path, out=None, optimizers=None, *, epochs: int | 
     start = next(iter(paths.values()))[0]
     gx, gy, loss = _loss_surface(graph, lo, hi, resolution, names, shapes)
 
-    fig = _figure(figsize=(8, 6), layout="constrained")
+    ends = _path_ends(graph, paths, names, shapes)
+    fig = _figure(figsize=(9, 6.5), layout="constrained")
     ax = fig.subplots()
     _draw_loss_surface(ax, gx, gy, loss)
-    _draw_paths(ax, paths, start)
+    _draw_paths(ax, paths, start, {k: v[1] for k, v in ends.items()})
+    _mark_minimum(ax, gx, gy, loss, ends)
     ax.set_xlim(lo[0], hi[0])
     ax.set_ylim(lo[1], hi[1])
     labels = _param_labels(names, shapes)
     ax.set_xlabel(labels[0])
     ax.set_ylabel(labels[1])
     ax.set_title(f"{graph.name}: optimizer paths on the loss {graph.loss}")
-    ax.legend(fontsize=8, loc="best")
+    _legend(ax, paths)
     return _finish(fig, out)
+
+
+def _path_ends(graph, paths: dict, names, shapes) -> dict:
+    """label -> (the path's last point, the loss there) (None for an empty path)."""
+    model, feeds, ends = Model(graph), _race_feeds(graph), {}
+    for label, path in paths.items():
+        if len(path):
+            ends[label] = (tuple(path[-1]), _loss_at(graph, model, feeds, path[-1], names,
+                                                     shapes))
+    return ends
+
+
+def _loss_at(graph, model, feeds, point, names, shapes) -> float | None:
+    model.set_params(_split_point(np.asarray(point, dtype=np.float64), names, shapes))
+    with np.errstate(over="ignore", invalid="ignore"):
+        model.forward(feeds)
+    value = float(model.value(graph.loss).reshape(()))
+    return value if math.isfinite(value) else None
 
 
 def _log_norm(lo, hi):

@@ -8,9 +8,16 @@ is a tensor, labelled with its name and shape.
 ``build_dot(graph, snapshot)`` also writes each tensor's value and d(loss)/d(tensor) from one
 pass (a :class:`Snapshot`) on its edge: small tensors in full, large ones as statistics.  The
 edge's colour and width show the gradient's size (:class:`GradScale`): the largest |gradient|
-of the tensor, on a log scale from grey (tiny) over blue (about 1) to red (huge).  Vanishing
-gradients are dashed grey, exploding ones thick red, and NaN or infinity bold magenta with
-"NaN" in the label.
+of the tensor, on a log scale from grey (tiny) over blue (about 1) to red (large).  Below the
+``tiny`` bound (1e-7) gradients are dashed grey, above the ``large`` bound (1e3) thick red, and
+NaN or infinity bold magenta with "NaN" in the label.  The bounds are plain absolute bands,
+named as such ("tiny", "large"): whether a gradient is too large depends on the loss's and the
+inputs' scale (a regression on inputs of 70-100 starts with gradients of 1e4 and trains well),
+which the picture leaves to the reader rather than calling it "exploding".
+
+By default gradients are drawn for params and for the tensors the nodes compute: what the
+chain rule carries back to what is learned.  Data inputs and constants are not learned; their
+gradients (which the pass computes all the same) are drawn only with ``all_grads``.
 
 This module only arranges and formats: the numbers come from the caller
 (:func:`minigraph.api.draw` runs the pass), and :mod:`~minigraph.render.picture` turns the
@@ -20,7 +27,7 @@ from __future__ import annotations
 
 import html
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
@@ -55,9 +62,10 @@ NAN_COLOR = "#d400d4"
 # With the default thresholds 1e-7 and 1e3, a gradient of about 1 sits at 0.7: deep blue.
 COLOR_STOPS = [(0.0, "#c0c0c0"), (0.4, "#6f9bd8"), (0.7, "#1f4fbf"), (0.85, "#8a3ab9"),
                (1.0, EXPLODING_COLOR)]
-# The word an edge label shows after the tensor's shape, by class of gradient.
-GRAD_TAGS = {"nan": ("NaN", NAN_COLOR), "vanishing": ("vanishing", "#777777"),
-             "zero": ("zero gradient", "#777777"), "exploding": ("exploding", EXPLODING_COLOR)}
+# The word an edge label shows after the tensor's shape, by class of gradient: the absolute
+# bands are named plainly ("tiny", "large"), not "vanishing"/"exploding" (see the module doc).
+GRAD_TAGS = {"nan": ("NaN", NAN_COLOR), "vanishing": ("tiny gradient", "#777777"),
+             "zero": ("zero gradient", "#777777"), "exploding": ("large gradient", EXPLODING_COLOR)}
 
 
 # ==== gradient encoding ===========================================================================
@@ -81,8 +89,9 @@ class GradScale:
     """How a gradient's size becomes an edge style.
 
     The size of a tensor's gradient is its largest absolute entry.  Below ``vanishing`` it is
-    "vanishing" (dashed grey); above ``exploding`` it is "exploding" (thick red); NaN or
-    infinity anywhere is "NaN" (bold magenta).  In between, colour and width follow
+    drawn as "tiny" (dashed grey); above ``exploding`` as "large" (thick red); NaN or
+    infinity anywhere is "NaN" (bold magenta).  (The class names stay ``vanishing`` and
+    ``exploding``; the picture names the bands plainly.)  In between, colour and width follow
     log10 |grad| along :data:`COLOR_STOPS`.
     """
 
@@ -148,6 +157,7 @@ class Snapshot:
     grads: dict = field(default_factory=dict)
     has_grads: bool = False
     note: str = ""  # e.g. "first training batch"
+    hidden_grads: bool = False  # gradients of data inputs and constants left out
 
 
 # ==== HTML-like labels ============================================================================
@@ -242,18 +252,89 @@ def sink_label(word: str, name: str) -> str:
 
 @dataclass
 class Numbers:
-    """How many digits, and up to how many entries before statistics, a label shows."""
+    """How many digits, and up to how many entries before statistics, a label shows.
+
+    Class labels (integers, or whole numbers among a few values fed as data) are not
+    summarised as a mean: a large one shows its first entries and how many of each class.
+    """
 
     precision: int = 4
     max_elements: int = 16
 
-    def lines(self, a) -> list:
+    def lines(self, a, data: bool = False) -> list:
+        a = np.asarray(a)
+        if a.size > self.max_elements and _looks_like_classes(a, data):
+            return class_lines(a)
         return format_lines(a, self.precision, self.max_elements)
 
 
-def source_label(graph, name: str, kind: str, numbers: Numbers) -> str:
-    """An input, param or constant: its name and shape (a constant: its value)."""
+def _looks_like_classes(a, data: bool) -> bool:
+    """Integers, or (for data inputs) whole numbers with at most 20 distinct values."""
+    if a.dtype.kind in "iub":
+        return True
+    if not data or a.dtype.kind != "f" or not np.isfinite(a).all():
+        return False
+    return bool((a == np.round(a)).all()) and len(np.unique(a)) <= 20
+
+
+def class_lines(a, first: int = 10, width: int = 44) -> list:
+    """A large tensor of class labels: its first entries and the count of each class."""
+    flat = np.ravel(a)
+    shown = " ".join(format_number(x, 4) for x in flat[:first].tolist())
+    lines = [f"first {shown}" + (" ..." if flat.size > first else "")]
+    values, counts = np.unique(flat, return_counts=True)
+    if len(values) > 20:
+        return lines + [f"{len(values)} distinct, min {format_number(values[0], 4)}  "
+                        f"max {format_number(values[-1], 4)}"]
+    line = "counts"
+    for v, c in zip(values.tolist(), counts.tolist()):
+        cell = f" {format_number(v, 4)}:{c}"
+        if len(line) + len(cell) > width:
+            lines.append(line)
+            line = "      "
+        line += cell
+    return lines + [line]
+
+
+def _number_rows(graph, name: str, snap: Snapshot, numbers: Numbers, kind: str,
+                 attrs: dict) -> list:
+    """Two-column rows: the tensor's value, and its gradient when drawn."""
+    value, grad = snap.values.get(name), snap.grads.get(name)
+    rows = []
+    if value is not None:
+        data = graph.tensors[name].kind == "input"
+        rows.append(f'<TR><TD ALIGN="RIGHT" VALIGN="TOP"><FONT POINT-SIZE="9">value</FONT>'
+                    f'</TD><TD ALIGN="LEFT">{_mono(numbers.lines(value, data))}</TD></TR>')
+    if snap.has_grads and grad is not None:
+        color = "#777777" if kind in ("zero", "vanishing") else attrs["color"]
+        if kind == "normal":  # keep light colours readable as text
+            color = _mix(color, "#000000", 0.25)
+        rows.append(f'<TR><TD ALIGN="RIGHT" VALIGN="TOP"><FONT POINT-SIZE="9" COLOR="{color}">'
+                    f"∂{_esc(graph.loss)}/∂{_esc(name)}</FONT></TD>"
+                    f'<TD ALIGN="LEFT">{_mono(numbers.lines(grad), color)}</TD></TR>')
+    return rows
+
+
+def _grad_tag(kind: str) -> str:
+    """The word after a tensor's shape for a gradient that is NaN, zero, tiny or large."""
+    if kind not in GRAD_TAGS:
+        return ""
+    word, color = GRAD_TAGS[kind]
+    return f' <FONT COLOR="{color}"><B>{word}</B></FONT>'
+
+
+def source_label(graph, name: str, kind: str, numbers: Numbers, snap: Snapshot | None = None,
+                 scale: GradScale | None = None) -> str:
+    """An input, param or constant: its name and shape (a constant: its value); with a
+    snapshot also its value and gradient, which a node keeps clear of other edges."""
     rows = [f"<TR><TD><B>{_esc(name)}</B></TD></TR>"]
+    if snap is not None and name in snap.values:
+        grad = snap.grads.get(name) if snap.has_grads else None
+        grad_kind, attrs = (scale or GradScale()).edge_style(grad, snap.values[name])
+        shape = _shape_text(np.shape(snap.values[name]))
+        rows[0] = (f'<TR><TD COLSPAN="2"><B>{_esc(name)}</B> <FONT POINT-SIZE="9">'
+                   f"{_esc(shape)}</FONT>{_grad_tag(grad_kind)}</TD></TR>")
+        return _html(*rows, *_number_rows(graph, name, snap, numbers, grad_kind, attrs))
     if kind == "constant":
         value = graph.spec.constants[name].value
         rows.append(f"<TR><TD>{_mono(numbers.lines(np.asarray(value)))}</TD></TR>")
@@ -265,9 +346,16 @@ def source_label(graph, name: str, kind: str, numbers: Numbers) -> str:
 
 def structure_edge_label(name: str, shape: str) -> str:
     """An edge without numbers: the tensor's name and (wrapped) shape."""
-    return _html(f"<TR><TD>{_esc(name)}</TD></TR>", *[
+    return _padded([f"<TR><TD>{_esc(name)}</TD></TR>", *[
         f'<TR><TD><FONT COLOR="#666666">{_esc(part)}</FONT></TD></TR>'
-        for part in _wrap_shape(shape)])
+        for part in _wrap_shape(shape)]], pad=2)
+
+
+def _padded(rows, pad: int = 4) -> str:
+    """An edge label with a margin, so that its lines keep clear of the edge's line."""
+    inner = _html(*rows)[1:-1]
+    return (f'<<TABLE BORDER="0" CELLBORDER="0" CELLPADDING="{pad}"><TR><TD>{inner}</TD></TR>'
+            "</TABLE>>")
 
 
 def value_edge_label(graph, name: str, snap: Snapshot, scale: GradScale, numbers: Numbers,
@@ -277,24 +365,29 @@ def value_edge_label(graph, name: str, snap: Snapshot, scale: GradScale, numbers
     value, grad = snap.values.get(name), snap.grads.get(name)
     kind, attrs = scale.edge_style(grad if snap.has_grads else None, value)
     shape = _shape_text(np.shape(value) if value is not None else graph.tensors[name].shape)
-    head = f"<B>{_esc(name)}</B> <FONT COLOR=\"#666666\">{_esc(shape)}</FONT>"
-    if kind in GRAD_TAGS:
-        word, color = GRAD_TAGS[kind]
-        head += f' <FONT COLOR="{color}"><B>{word}</B></FONT>'
+    head = f"<B>{_esc(name)}</B> <FONT COLOR=\"#666666\">{_esc(shape)}</FONT>{_grad_tag(kind)}"
     rows = [f'<TR><TD ALIGN="LEFT" COLSPAN="2">{head}</TD></TR>']
     if not full:
-        return _html(*rows), attrs
+        return _padded(rows), attrs
+    return _padded(rows + _number_rows(graph, name, snap, numbers, kind, attrs)), attrs
+
+
+def tooltip_text(graph, name: str, snap: Snapshot | None, numbers: Numbers) -> str:
+    """What hovering a tensor's node or edge shows: name, kind, shape, value, gradient."""
+    tensor = graph.tensors[name]
+    what = tensor.kind if tensor.kind != "node" else f"computed by {tensor.producer}"
+    value = None if snap is None else snap.values.get(name)
+    shape = _shape_text(np.shape(value) if value is not None else tensor.shape)
+    lines = [f"{name} {shape}: {what}"]
     if value is not None:
-        rows.append(f'<TR><TD ALIGN="RIGHT" VALIGN="TOP">value</TD>'
-                    f'<TD ALIGN="LEFT">{_mono(numbers.lines(value))}</TD></TR>')
-    if snap.has_grads and grad is not None:
-        color = "#777777" if kind in ("zero", "vanishing") else attrs["color"]
-        if kind == "normal":  # keep light colours readable as text
-            color = _mix(color, "#000000", 0.25)
-        rows.append(f'<TR><TD ALIGN="RIGHT" VALIGN="TOP"><FONT COLOR="{color}">'
-                    f"∂{_esc(graph.loss)}/∂{_esc(name)}</FONT></TD>"
-                    f'<TD ALIGN="LEFT">{_mono(numbers.lines(grad), color)}</TD></TR>')
-    return _html(*rows), attrs
+        lines.append("value: " + "; ".join(numbers.lines(value, tensor.kind == "input")))
+    if snap is not None and snap.has_grads:
+        grad = snap.grads.get(name)
+        lines.append(f"∂{graph.loss}/∂{name}: " + (
+            "; ".join(numbers.lines(grad)) if grad is not None else "not drawn (not learned; "
+            "render --all-grads shows it)" if tensor.kind in ("input", "constant")
+            else "none"))
+    return "\n".join(" ".join(line.split()) for line in lines)
 
 
 # ==== title and legend ============================================================================
@@ -327,11 +420,11 @@ def _scale_cells(loss: str, scale: GradScale) -> list:
 
 
 def _extremes_row(scale: GradScale) -> str:
-    """How vanishing, exploding and NaN gradients are drawn."""
+    """How zero or tiny, large and NaN gradients are drawn (absolute bands, named plainly)."""
     return "<TR><TD>" + _SMALL.format(
-        f'<FONT COLOR="#777777">dashed grey: zero or vanishing (&lt; '
+        f'<FONT COLOR="#777777">dashed grey: zero or tiny (&lt; '
         f"{format_number(scale.vanishing, 2)})</FONT>     "
-        f'<FONT COLOR="{EXPLODING_COLOR}"><B>thick red: exploding (&gt; '
+        f'<FONT COLOR="{EXPLODING_COLOR}"><B>thick red: large (&gt; '
         f"{format_number(scale.exploding, 2)})</B></FONT>     "
         f'<FONT COLOR="{NAN_COLOR}"><B>bold magenta: NaN or inf</B></FONT>') + "</TD></TR>"
 
@@ -342,16 +435,18 @@ def legend_label(graph, snap: Snapshot | None, scale: GradScale, kinds_used: set
     rows = [f'<TR><TD><FONT POINT-SIZE="15">{title_text(graph, snap, title)}</FONT></TD></TR>']
     if not legend:
         return _html(*rows)
-    cells = [f"<TD>{_SMALL.format('nodes:')}</TD>"]
-    for kind in ("input", "param", "constant", "op", "output", "loss"):
-        if kind in kinds_used:
-            style = NODE_STYLES[kind]
-            cells.append(f'<TD BGCOLOR="{style["fillcolor"]}" BORDER="1" '
-                         f'COLOR="{style["color"]}">{_SMALL.format(kind)}</TD>')
+    # One text cell (a coloured square per kind): a row of coloured cells would be stretched
+    # across the whole width of a title that is wider than the row.
+    swatches = "   ".join(f'<FONT COLOR="{NODE_STYLES[kind]["color"]}" POINT-SIZE="13">■</FONT>'
+                          f" {kind}" for kind in ("input", "param", "constant", "op", "output",
+                                                  "loss") if kind in kinds_used)
+    cells = [f"<TD>{_SMALL.format('nodes:  ' + swatches)}</TD>"]
     grads = snap is not None and snap.has_grads
     edges = "edges are tensors: name (shape)" + (
         f", value and ∂{_esc(graph.loss)}/∂tensor" if grads
         else ", value" if snap is not None else "")
+    if grads and snap.hidden_grads:
+        edges += " (no gradient drawn for data inputs and constants: they are not learned)"
     rows.append(f'<TR><TD><FONT POINT-SIZE="10" COLOR="#555555">{edges}</FONT></TD></TR>')
     if grads:
         rows += [_row_table(cells + _scale_cells(graph.loss, scale)), _extremes_row(scale)]
@@ -382,10 +477,10 @@ class Layout:
 
     ``compact`` (structure drawings) draws a param whose every reader is in one layer group
     inside that cluster, beside its op (same rank; ``flipped`` edges are drawn turned round so
-    W sits on one side of the op and b on the other).  With values, the labels of such flat
-    edges would collide, and a param in the cluster's first column pushes the edge label
-    coming into the cluster round it (the layers then climb like stairs), so params stay
-    outside.
+    W sits on one side of the op and b on the other).  With values, params stay outside:
+    their nodes then hold value tables, and drawn beside their ops they widen every layer
+    (circles --grads: 4,708 px against 4,380 left to right, 1,175 against 1,074 top to
+    bottom).
     """
 
     graph: object
@@ -423,15 +518,24 @@ class Layout:
 
 
 class NodeDrawer:
-    """Draws the nodes: sources, ops, and layer groups as clusters; counts the kinds used."""
+    """Draws the nodes: sources, ops, and layer groups as clusters; counts the kinds used.
 
-    def __init__(self, dot, layout: Layout, numbers: Numbers):
+    With a snapshot a source's value and gradient are written in its node (not on its
+    edge), where no other edge can run through them.
+    """
+
+    def __init__(self, dot, layout: Layout, numbers: Numbers, snap: Snapshot | None = None,
+                 scale: GradScale | None = None, side_titles: bool = False):
         self.dot, self.layout, self.numbers = dot, layout, numbers
+        self.snap, self.scale, self.side_titles = snap, scale, side_titles
         self.kinds_used: set = set()
 
     def node(self, where, node_id: str, kind: str, label: str, tooltip: str = "", **extra):
         self.kinds_used.add(kind)
         where.node(node_id, label, tooltip=tooltip or None, **NODE_STYLES[kind], **extra)
+
+    def tooltip(self, tensor: str) -> str:
+        return tooltip_text(self.layout.graph, tensor, self.snap, self.numbers)
 
     def draw(self):
         self._sources(self.dot, None)
@@ -449,13 +553,14 @@ class NodeDrawer:
         for name in self.layout.sources:
             if self.layout.home.get(name) == group:
                 kind = graph.tensors[name].kind
-                self.node(where, ids[name], kind,
-                          source_label(graph, name, kind, self.numbers), f"{kind} {name}")
+                label = source_label(graph, name, kind, self.numbers, self.snap, self.scale)
+                self.node(where, ids[name], kind, label, self.tooltip(name))
 
     def _op(self, where, node):
         ids = self.layout.ids
-        self.node(where, ids[node.name], "op", op_label(node),
-                  f"{node.name}: {node.op_name}", group="ops")
+        tip = (f"{node.name}: {node.op_name} ({', '.join(node.inputs)} -> "
+               f"{', '.join(node.outputs)})")
+        self.node(where, ids[node.name], "op", op_label(node), tip, group="ops")
         params = self.layout.beside(node)
         if params:  # drawn beside the op (same rank) rather than a column before
             with where.subgraph() as same:
@@ -464,20 +569,36 @@ class NodeDrawer:
                     same.node(ids[t])
 
     def _cluster(self, group: str, number: int):
-        """A layer group as a cluster: its params and its ops."""
+        """A layer group as a cluster: its params and its ops.
+
+        With ``side_titles`` (top-to-bottom drawings, where edges come in from above) the
+        title is a node beside the first op rather than the cluster's top label, which the
+        entering edges would cross.
+        """
         graph = self.layout.graph
+        members = graph.groups()[group]
         with self.dot.subgraph(name=f"cluster_{number}") as c:
-            c.attr(label=group_label(graph, group), style="rounded,filled",
-                   fillcolor="#f4f6fb", color="#9aa9c7", fontname=FONT, fontsize="11",
-                   labeljust="l")
+            c.attr(style="rounded,filled", fillcolor="#f4f6fb", color="#9aa9c7",
+                   fontname=FONT, fontsize="11", labeljust="l", tooltip=f"layer {group}")
+            if not self.side_titles:
+                c.attr(label=group_label(graph, group))
             self._sources(c, group)
-            for member in graph.groups()[group]:
+            for member in members:
                 self._op(c, member)
+            if self.side_titles:
+                title = f"t{number}"
+                c.node(title, group_label(graph, group), shape="plain", fontsize="11",
+                       tooltip=f"layer {group}")
+                beside = self.layout.beside(members[0])  # W left of the op: title before it
+                first = beside[0] if beside else members[0].name
+                with c.subgraph() as same:
+                    same.attr(rank="same")
+                    same.edge(title, self.layout.ids[first], style="invis")
 
 
 class EdgeDrawer:
     """Draws every tensor's edges, and the sinks that outputs, the loss and unread results
-    end in; with a snapshot, each edge shows the tensor's value and gradient."""
+    end in; with a snapshot, each computed tensor's edge shows its value and gradient."""
 
     def __init__(self, nodes: NodeDrawer, snap: Snapshot | None, scale: GradScale):
         self.nodes, self.layout, self.snap, self.scale = nodes, nodes.layout, snap, scale
@@ -501,39 +622,57 @@ class EdgeDrawer:
         kind = "loss" if name == g.loss else "output"
         word = kind if name == g.loss or name in g.outputs else "unread"
         sink = ids[f"sink:{name}"] = f"o{len(ids)}"
-        self.nodes.node(self.nodes.dot, sink, kind, sink_label(word, name), f"{kind} {name}")
+        self.nodes.node(self.nodes.dot, sink, kind, sink_label(word, name),
+                        self.nodes.tooltip(name))
         self._edge(tail, sink, name, full=not readers)
 
     def _edge(self, tail: str, head: str, tensor: str, full: bool, reader=None):
         graph = self.layout.graph
+        source = graph.tensors[tensor].kind != "node"
         if self.snap is None:
             shape = _shape_text(graph.tensors[tensor].shape)
             label, attrs = structure_edge_label(tensor, shape), {"color": PLAIN_EDGE}
-            if graph.tensors[tensor].kind != "node":
-                label = None  # the source's node already shows its name and shape
         else:
             label, attrs = value_edge_label(graph, tensor, self.snap, self.scale,
                                             self.nodes.numbers, full)
+        if source:
+            label = None  # the source's node already shows its name, shape and numbers
         if (tensor, reader) in self.layout.flipped:
             tail, head, attrs = head, tail, {**attrs, "dir": "back"}
-        self.nodes.dot.edge(tail, head, label=label, tooltip=tensor, **attrs)
+        self.nodes.dot.edge(tail, head, label=label, tooltip=self.nodes.tooltip(tensor),
+                            **attrs)
+
+
+def learned_grads_only(graph, snap: Snapshot | None) -> Snapshot | None:
+    """``snap`` without the gradients of data inputs and constants (they are not learned)."""
+    if snap is None or not snap.has_grads:
+        return snap
+    kept = {k: g for k, g in snap.grads.items()
+            if k not in graph.tensors or graph.tensors[k].kind not in ("input", "constant")}
+    return replace(snap, grads=kept, hidden_grads=len(kept) < len(snap.grads))
 
 
 def build_dot(graph, snapshot: Snapshot | None = None, *, rankdir: str = "LR",
               scale: GradScale | None = None, title: str | None = None, legend: bool = True,
-              precision: int = 4, max_elements: int = 16, fit: str | None = FIT_SIZE) -> str:
+              precision: int = 4, max_elements: int = 16, fit: str | None = None,
+              all_grads: bool = False) -> str:
     """The DOT source of ``graph``, with ``snapshot``'s values and gradients if given.
 
-    ``fit`` ("W,H" in inches) scales structure drawings down to fit a screen (None: never);
-    with values the labels would get too small, so those keep their natural size.
+    Gradients are drawn for params and computed tensors; ``all_grads`` also draws those of
+    data inputs and constants.  ``fit`` ("W,H" in inches) makes Graphviz scale the drawing
+    down to fit (None: natural size; pictures are better fitted when saved, see
+    :class:`~minigraph.render.GraphPicture`, which keeps the text readable).
     """
     rankdir = rankdir.upper()
     if rankdir not in ("LR", "TB", "RL", "BT"):
         raise MinigraphError(f"rankdir must be LR or TB, got {rankdir!r}")
     scale = scale or GradScale()
-    dot = new_digraph(graph.name, rankdir, fit if snapshot is None else None)
+    if not all_grads:
+        snapshot = learned_grads_only(graph, snapshot)
+    dot = new_digraph(graph.name, rankdir, fit)
     nodes = NodeDrawer(dot, Layout.of(graph, compact=snapshot is None),
-                       Numbers(precision, max_elements))
+                       Numbers(precision, max_elements), snapshot, scale,
+                       side_titles=rankdir in ("TB", "BT"))
     nodes.draw()
     EdgeDrawer(nodes, snapshot, scale).draw()
     dot.attr(label=legend_label(graph, snapshot, scale, nodes.kinds_used, title, legend))
