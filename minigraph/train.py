@@ -496,8 +496,7 @@ class Trainer:
         self.executor = Executor(self.graph, self.backend, rewrites=rewrites)
         params = init_params(self.graph, self.config.seed, self.backend)
         self.params = kernels.pack_params(params) if self.kernels else params
-        self.update = kernels.training_update(self.optimizer, rewrites) if self.kernels \
-            else self.optimizer
+        self.update = kernels.training_update(self.optimizer, rewrites)
 
     def _move_data(self, data: DataSplits) -> None:
         """Move the data to the device once, and check every batch shape a run will see now:

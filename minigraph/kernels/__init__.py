@@ -100,12 +100,14 @@ def training_rewrites(flag=None) -> tuple:
     return (TrainingKernels(),) if enabled(flag) else ()
 
 
-def training_update(optimizer, rewrites=()) -> FlatUpdate:
-    """The optimizer step of a training plan made with ``rewrites``: flat, and writing its
-    gradient buffer's place into the plan's kernels (so they fill it directly)."""
+def training_update(optimizer, rewrites=()):
+    """The optimizer step of a training plan made with ``rewrites``: with the kernels, a
+    flat update that tells them where its gradient buffer is (so they fill it directly);
+    without them, the optimizer's own per-param ``step``."""
     kernels = [r for r in rewrites if isinstance(r, TrainingKernels)]
-    return FlatUpdate(optimizer, on_grad_buffer=kernels[0].give_grad_buffers if kernels
-                      else None)
+    if not kernels:
+        return optimizer
+    return FlatUpdate(optimizer, on_grad_buffer=kernels[0].give_grad_buffers)
 
 
 __all__ = ["FASTER", "FlatUpdate", "TrainingKernels", "enabled", "pack_params",
