@@ -116,6 +116,11 @@ class Graph:
     def param_count(self) -> int:
         return sum(math.prod(p.shape) for p in self.params.values())
 
+    def __repr__(self) -> str:
+        """One line, e.g. ``Graph('xor', 7 nodes, 4 params, 9 parameters)``."""
+        return (f"Graph({self.name!r}, {len(self.nodes)} nodes, {len(self.params)} params, "
+                f"{self.param_count():,} parameters)")
+
 
 # ==== building ====================================================================================
 
