@@ -267,6 +267,7 @@ def _add_primitive(spec, node: NodeSpec, op: Op, tensors: dict, nodes: list) -> 
     out = node.outputs[0]
     shape = _infer(spec, node, op, node.name, node.inputs, tensors)
     tensors[out] = Tensor(out, "node", shape, "float32", node.name)
+    op.node_name, op.node_inputs = node.name, tuple(node.inputs)  # for runtime messages
     nodes.append(Node(node.name, op, list(node.inputs), [out], None, node))
 
 
