@@ -35,29 +35,38 @@ def check(model, data_dir):
 
 @click.command()
 @model_arg
-def summary(model):
-    """A table of MODEL's nodes, output shapes and parameter counts.
+@click.option("--expand", is_flag=True, help="Also list the primitive nodes of each layer op.")
+def summary(model, expand):
+    """A table of MODEL's nodes, output shapes and parameter counts, with totals.
 
     \b
     Example:
       minigraph summary models/mnist_cnn.yaml
+      minigraph summary models/mnist_cnn.yaml --expand
     """
     from minigraph.introspect import summary as model_summary
 
-    click.echo(text.summary_text(model_summary(load(model))))
+    click.echo(text.summary_text(model_summary(load(model), expand=expand)))
 
 
 @click.command()
-def ops():
-    """List every op with its inputs, attributes and one-line doc.
+@click.argument("name", required=False)
+def ops(name):
+    """List every op with its inputs, attributes and one-line doc; or one op (NAME) in full.
 
     \b
     Example:
       minigraph ops
+      minigraph ops maxpool2d
     """
-    from minigraph.introspect import op_infos
+    from minigraph.introspect import op_doc, op_infos
 
-    click.echo(text.ops_text(op_infos()))
+    from .main import terminal_width
+
+    if name:
+        click.echo(text.op_doc_text(op_doc(name), terminal_width()))
+    else:
+        click.echo(text.ops_text(op_infos(), terminal_width()))
 
 
 @click.command()

@@ -89,3 +89,11 @@ def load(model):
     for warning in graph.warnings:
         click.echo(warning, err=True)
     return graph
+
+
+def terminal_width(default: int = 100) -> int:
+    """The terminal's width in columns ($COLUMNS first); ``default`` when unknown or 0."""
+    import shutil
+
+    columns = shutil.get_terminal_size((default, 24)).columns
+    return columns if columns > 0 else default

@@ -5,27 +5,76 @@ numbers, tensors and tables from :mod:`minigraph.text`.
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from minigraph.text import format_array, format_lines, table
 
 
 def summary_text(summary) -> str:
-    """``minigraph summary``: a :class:`~minigraph.introspect.Summary` as a table."""
-    body = table(["node", "op", "inputs", "output", "shape", "params"],
-                 [[r.node, r.op, r.inputs, r.output, r.shape, f"{r.params:,}"]
-                  for r in summary.rows], "lllllr")
-    head = f"model {summary.name}: {summary.nodes} nodes, {summary.params:,} params"
+    """``minigraph summary``: a :class:`~minigraph.introspect.Summary` as a table and a footer.
+
+    One row per written node; a layer op's primitives (``--expand``) are indented below it,
+    their params in brackets (already counted on the layer's row).  A param read by several
+    nodes is counted once, where it is first read; later rows name it as shared.
+    """
+    rows = []
+    for r in summary.rows:
+        count = f"{r.params:,}" if r.depth == 0 else f"({r.params:,})"
+        if r.shared:
+            count = f"{r.params:,} + shared {', '.join(r.shared)}"
+        rows.append(["  " * r.depth + r.node, r.op, r.inputs, r.output, r.shape, count])
+    body = table(["node", "op", "inputs", "output", "shape", "params"], rows, "lllllr")
+    head = (f"model {summary.name}: {summary.layers} nodes as written "
+            f"({summary.nodes} primitive), {summary.tensors} params")
     if summary.description:
         head += "\n" + summary.description.strip()
-    return head + "\n\n" + body
+    rule = "=" * max(len(line) for line in body.splitlines())
+    foot = [f"Total params:         {summary.params:,} (in {summary.tensors} tensors, each "
+            "counted once)",
+            f"Trainable params:     {summary.trainable:,}",
+            f"Non-trainable params: {summary.params - summary.trainable:,}"]
+    if summary.constants:
+        foot.append(f"Constants:            {summary.constants:,} values (never trained)")
+    return head + "\n\n" + body + "\n" + rule + "\n" + "\n".join(foot)
 
 
-def ops_text(infos) -> str:
-    """``minigraph ops``: one row per :class:`~minigraph.introspect.OpInfo`."""
+def ops_text(infos, width: int = 100) -> str:
+    """``minigraph ops``: one row per :class:`~minigraph.introspect.OpInfo`, the attributes and
+    the doc wrapped so that no line is wider than ``width`` (the terminal's)."""
     rows = [[i.name + (" (layer)" if i.layer else ""), i.inputs, i.attrs or "-", i.doc]
             for i in infos]
-    return table(["op", "inputs", "attributes", "what it does"], rows)
+    fixed = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(("op", "inputs"))]
+    room = max(width - sum(fixed) - 6, 30)  # what the last two columns share
+    longest = max(len(a) for r in rows for a in r[2].split(", "))  # never cut one attribute
+    attr_w = max(min(max(len(r[2]) for r in rows), room // 3), longest)
+    doc_w = max(room - attr_w, 18)
+    lines = []
+    for name, inputs, attrs, doc in rows:
+        a = textwrap.wrap(attrs, attr_w, break_long_words=False) or [""]
+        d = textwrap.wrap(doc, doc_w) or [""]
+        for k in range(max(len(a), len(d))):
+            lines.append([name if k == 0 else "", inputs if k == 0 else "",
+                          a[k] if k < len(a) else "", d[k] if k < len(d) else ""])
+    return table(["op", "inputs", "attributes", "what it does"], lines) + \
+        "\n\n'minigraph ops NAME' shows one op in full."
+
+
+def op_doc_text(doc, width: int = 100) -> str:
+    """``minigraph ops NAME``: one op's inputs, attributes with their docs, and whole doc."""
+    kind = "layer op" if doc.layer else "op"
+    parts = [f"{doc.name} ({kind}): inputs {doc.inputs or '-'}", ""]
+    for para in doc.doc.split("\n\n"):
+        parts += textwrap.wrap(" ".join(para.split()), width) + [""]
+    if doc.attrs:
+        parts.append("attributes:")
+        for name, default, text in doc.attrs:
+            parts += textwrap.wrap(f"{name} ({default}): {text}", width,
+                                   initial_indent="  ", subsequent_indent="      ")
+    else:
+        parts.append("attributes: none")
+    return "\n".join(parts).rstrip()
 
 
 def check_text(report) -> str:
