@@ -49,10 +49,10 @@ def ops_text(infos, width: int = 100) -> str:
     room = max(width - sum(fixed) - 6, 30)  # what the last two columns share
     longest = max(len(a) for r in rows for a in r[2].split(", "))  # never cut one attribute
     attr_w = max(min(max(len(r[2]) for r in rows), room // 3), longest)
-    doc_w = max(room - attr_w, 18)
+    wrapped = [textwrap.wrap(r[2], attr_w, break_long_words=False) or [""] for r in rows]
+    doc_w = max(room - max(len(line) for a in wrapped for line in a), 18)
     lines = []
-    for name, inputs, attrs, doc in rows:
-        a = textwrap.wrap(attrs, attr_w, break_long_words=False) or [""]
+    for (name, inputs, attrs, doc), a in zip(rows, wrapped):
         d = textwrap.wrap(doc, doc_w) or [""]
         for k in range(max(len(a), len(d))):
             lines.append([name if k == 0 else "", inputs if k == 0 else "",
