@@ -18,16 +18,22 @@ from .main import backend_option, data_dir_option, finite, load, model_arg
 @click.command()
 @model_arg
 @data_dir_option
-def check(model, data_dir):
+@click.option("--full", is_flag=True,
+              help="Perturb every element of every param (default: a seeded sample).")
+def check(model, data_dir, full):
     """Validate MODEL, infer shapes and check every gradient numerically.
 
     \b
     Example:
       minigraph check models/xor.yaml
+      minigraph check models/mnist_cnn.yaml --full
     """
     from minigraph.api import check_model
 
-    report = check_model(load(model), data_dir=data_dir)
+    from .progress import CheckProgress
+
+    with CheckProgress() as progress:
+        report = check_model(load(model), data_dir=data_dir, full=full, progress=progress)
     click.echo(text.check_text(report))
     if not report.ok:
         raise RunError(f"{model}: gradient check failed")

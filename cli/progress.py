@@ -50,3 +50,33 @@ class Progress(Callback):
     def close(self):
         if self.bar is not None:
             self.bar.close()
+
+
+class CheckProgress:
+    """``minigraph check``'s progress: a bar on a terminal once the check has run a second
+    (a short check shows nothing); a context manager, called as ``progress(done, total)``."""
+
+    def __init__(self, after: float = 1.0):
+        import time
+
+        self.clock = time.perf_counter
+        self.start = self.clock()
+        self.after = after
+        self.bar = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if not sys.stderr.isatty() or self.clock() - self.start < self.after:
+                return
+            from tqdm import tqdm
+
+            self.bar = tqdm(total=total, initial=done - 1, unit="element", file=sys.stderr,
+                            desc="gradient check", leave=False, dynamic_ncols=True)
+        self.bar.update(1)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

@@ -89,10 +89,22 @@ def check_text(report) -> str:
     parts.append(f"gradient check (float64 central differences on {report.feeds_from}):")
     parts.append(table(
         ["param", "shape", "checked", "max abs err", "max rel err", "result"],
-        [[r.param, str(tuple(r.shape)), r.checked, f"{r.max_abs:.2e}", f"{r.max_rel:.2e}",
+        [[r.param, str(tuple(r.shape)), _checked(r), f"{r.max_abs:.2e}", f"{r.max_rel:.2e}",
           "ok" if r.ok else "MISMATCH"] for r in report.grads], "llrrrl"))
+    if any(r.checked < r.size for r in report.grads):
+        parts.append("(a seeded sample of each param's elements, up to 20, and one random "
+                     "direction through all of them; --full perturbs every element)")
     parts.append("all gradients match" if report.ok else "gradient check FAILED")
     return "\n".join(parts)
+
+
+def _checked(row) -> str:
+    """``20 of 64`` for a sampled param, ``4`` when every element was perturbed."""
+    if row.param.startswith("("):
+        return f"{row.size:,} along 1 direction"
+    if row.size and row.checked < row.size:
+        return f"{row.checked:,} of {row.size:,}"
+    return f"{row.checked:,}"
 
 
 def metric_text(record: dict) -> str:

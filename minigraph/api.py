@@ -298,8 +298,8 @@ _show_graphs_in_notebooks()
 
 # ==== what `minigraph check`, `run` and `eval` call ===============================================
 
-def check_model(source, *, data_dir=None, seed: int = 0,
-                batch: int = 4) -> introspect.CheckReport:
+def check_model(source, *, data_dir=None, seed: int = 0, batch: int = 4, full: bool = False,
+                progress=None) -> introspect.CheckReport:
     """Validate the whole file as ``run`` would, then check every param's gradient numerically.
 
     The graph is checked by loading; here the ``train`` section is checked exactly as the
@@ -307,11 +307,15 @@ def check_model(source, *, data_dir=None, seed: int = 0,
     ``run`` loads it (named data sets too: their options and files).  The gradient check uses
     up to ``batch`` examples of the file's own training data when it is inline, a file or a
     generator; otherwise (named data sets, or no data) made-up data of the right shapes.
+    By default a bounded seeded sample of each param's elements is perturbed, plus one random
+    direction through all of them (``full``: every element); ``progress(done, total)`` is
+    told after each element (see :func:`minigraph.gradcheck.check_gradients`).
     """
     graph = load_graph(source)
     check_training(graph)
     splits = load_splits(graph, data_dir) if graph.spec.data is not None else None
-    return introspect.check_model(graph, splits, seed=seed, batch=batch)
+    return introspect.check_model(graph, splits, seed=seed, batch=batch, full=full,
+                                  progress=progress)
 
 
 class Callback:

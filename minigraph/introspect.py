@@ -191,7 +191,8 @@ class CheckReport:
         return spec.doc.file if spec.doc else self.graph.name
 
 
-def check_model(graph: Graph, splits=None, *, seed: int = 0, batch: int = 4) -> CheckReport:
+def check_model(graph: Graph, splits=None, *, seed: int = 0, batch: int = 4, full: bool = False,
+                progress=None) -> CheckReport:
     """Check every param's gradient numerically, on the model's own data when it can.
 
     ``splits`` is the model's data as ``run`` loads it (None: no data section); the caller
@@ -211,4 +212,6 @@ def check_model(graph: Graph, splits=None, *, seed: int = 0, batch: int = 4) -> 
             source = f"the first {max(num_examples(feeds), 1)} training examples"
     if feeds is None:
         feeds = random_feeds(graph, batch, seed)
-    return CheckReport(graph, source, check_gradients(graph, feeds, seed=seed), shapes)
+    sample = {"max_elements": None} if full else {}
+    return CheckReport(graph, source, check_gradients(graph, feeds, seed=seed, progress=progress,
+                                                      **sample), shapes)
