@@ -428,13 +428,18 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
     ``train``: more overrides of the train section, by :class:`~minigraph.train.TrainConfig`
     field (e.g. ``{"optimizer": {...}, "stop_at": {}}``); with them the model trains even
     without a train section.  ``log``: one JSON line per epoch.  ``callback``: a
-    :class:`Callback`.
+    :class:`Callback` (default: in a Jupyter notebook, a progress bar,
+    :mod:`minigraph.notebook`; elsewhere none).
 
     Ctrl-C (SIGINT, in the main thread) ends training at the last finished epoch: the result's
     ``history.interrupted`` is set and, with ``save``, the state of that epoch boundary is
     saved (a Ctrl-C while saving is held back until the file is whole).
     """
     graph = load_graph(source)
+    if callback is None:  # in a notebook: a progress bar (elsewhere None, nothing shown)
+        from .notebook import notebook_progress
+
+        callback = notebook_progress()
     if save:
         check_save_target(save)
     if log:
