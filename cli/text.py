@@ -26,8 +26,9 @@ def summary_text(summary) -> str:
             count = f"{r.params:,} + shared {', '.join(r.shared)}"
         rows.append(["  " * r.depth + r.node, r.op, r.inputs, r.output, r.shape, count])
     body = table(["node", "op", "inputs", "output", "shape", "params"], rows, "lllllr")
-    head = (f"model {summary.name}: {summary.layers} nodes as written "
-            f"({summary.nodes} primitive), {summary.tensors} params")
+    written = f" ({summary.layers} as written)" if summary.layers != summary.nodes else ""
+    head = (f"model {summary.name}: {summary.nodes} nodes{written}, {summary.params:,} params "
+            f"in {summary.tensors} tensors")
     if summary.description:
         head += "\n" + summary.description.strip()
     rule = "=" * max(len(line) for line in body.splitlines())

@@ -96,7 +96,9 @@ def check_gradients(graph, feeds: dict, params: dict | None = None, *, seed: int
         run = executor.forward(params, feeds, checked=True)
         return float(np.sum(run.values[graph.loss]))
 
-    grads = executor.backward(executor.forward(params, feeds, checked=True))
+    base = executor.forward(params, feeds, checked=True)
+    replay = Replay(executor, base.values, graph.loss)
+    grads = executor.backward(base)
     grads = {name: np.asarray(grads.get(name, np.zeros_like(v)), dtype=np.float64)
              for name, v in params.items()}
     picks = sample_elements(params, np.random.default_rng(seed), max_elements, max_total)
@@ -106,7 +108,7 @@ def check_gradients(graph, feeds: dict, params: dict | None = None, *, seed: int
         max_abs = max_rel = 0.0
         ok = True
         for i in picks[name]:
-            numeric = central_difference(loss_at, flat, i, eps)
+            numeric = central_difference(lambda: replay.loss_after(name), flat, i, eps)
             err = abs(analytic[i] - numeric)
             max_abs = max(max_abs, err)
             max_rel = max(max_rel, err / max(abs(numeric), abs(analytic[i]), 1e-12))
@@ -119,6 +121,35 @@ def check_gradients(graph, feeds: dict, params: dict | None = None, *, seed: int
     if total < sum(r.size for r in rows):
         rows.append(_directional(params, grads, loss_at, seed, eps, rtol, atol))
     return rows
+
+
+class Replay:
+    """The loss after changing one param, re-running only the steps from the first one that
+    reads it: the values before that step are the base pass's (``values``), unchanged.
+
+    A perturbation of a param near the loss then costs a few steps, not the whole graph (on
+    average half of it), so checking a deep chain costs about half as much.  Evaluation mode:
+    no dropout, no randomness.
+    """
+
+    def __init__(self, executor, values: dict, loss: str):
+        self.steps, self.values, self.loss = executor.steps, values, loss
+        self.first: dict = {}
+        for k, step in enumerate(self.steps):
+            for t in step.inputs:
+                self.first.setdefault(t, k)
+
+    def loss_after(self, param: str) -> float:
+        """The summed loss with ``param``'s current value (changed in place by the caller)."""
+        values = dict(self.values)
+        for step in self.steps[self.first.get(param, len(self.steps)):]:
+            ctx = step.context(False, None, step.needs, False)
+            y = step.op.forward(ctx, *[values[t] for t in step.inputs])
+            if len(step.outputs) == 1:
+                values[step.outputs[0]] = y
+            else:
+                values.update(zip(step.outputs, y))
+        return float(np.sum(values[self.loss]))
 
 
 def _directional(params, grads, loss_at, seed, eps, rtol, atol) -> GradCheck:
