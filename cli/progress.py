@@ -53,15 +53,12 @@ class Progress(Callback):
 
 
 class CheckProgress:
-    """``minigraph check``'s progress: a bar on a terminal once the check has run a second
-    (a short check shows nothing); a context manager, called as ``progress(done, total)``."""
+    """``minigraph check``'s progress: on a terminal, a bar for a check that perturbs at least
+    ``least`` elements (a small model's check is over at once and shows none); it goes away
+    when the check ends.  A context manager, called as ``progress(done, total)``."""
 
-    def __init__(self, after: float = 1.0):
-        import time
-
-        self.clock = time.perf_counter
-        self.start = self.clock()
-        self.after = after
+    def __init__(self, least: int = 100):
+        self.least = least
         self.bar = None
 
     def __enter__(self):
@@ -69,12 +66,17 @@ class CheckProgress:
 
     def __call__(self, done: int, total: int) -> None:
         if self.bar is None:
-            if not sys.stderr.isatty() or self.clock() - self.start < self.after:
+            if total < self.least or not sys.stderr.isatty():
                 return
             from tqdm import tqdm
 
+            from .main import terminal_width
+
+            # A terminal that says it is 0 x 0 (some CI and docker ptys) gets an 80-column bar;
+            # tqdm would hide a bar below "row 0".
             self.bar = tqdm(total=total, initial=done - 1, unit="element", file=sys.stderr,
-                            desc="gradient check", leave=False, dynamic_ncols=True)
+                            desc="gradient check", leave=False, ncols=terminal_width(80),
+                            nrows=24)
         self.bar.update(1)
 
     def __exit__(self, *exc) -> None:

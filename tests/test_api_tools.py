@@ -429,3 +429,38 @@ def test_readme_then_try_writes_only_into_the_ignored_folder():
 def test_pyproject_license_is_an_spdx_string():
     text = (ROOT / "pyproject.toml").read_text()
     assert 'license = "MIT"' in text and "license = {" not in text
+
+
+def test_a_long_check_shows_progress_on_a_terminal_only(tmp_path):
+    """Through a real pseudo-terminal: a bar while a long check runs; none in a pipe."""
+    import pty
+    import select
+
+    b = mg.GraphBuilder("deep")
+    h, t = b.input("x", ["batch", 8]), b.input("t", ["batch", 8])
+    for i in range(60):
+        h = b.tanh(b.linear(h, name=f"fc{i}", out=f"z{i}", units=8), name=f"a{i}", out=f"h{i}")
+    b.output(h)
+    b.set_loss(b.mse(h, t, name="loss", out="L"))
+    b.save(tmp_path / "deep.yaml")
+    pid, fd = pty.fork()
+    if pid == 0:  # the child: minigraph on the terminal
+        os.execv(MINIGRAPH, [MINIGRAPH, "check", str(tmp_path / "deep.yaml")])
+    seen = b""
+    while True:
+        ready, _, _ = select.select([fd], [], [], 60)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        seen += chunk
+    _, status = os.waitpid(pid, 0)
+    assert os.waitstatus_to_exitcode(status) == 0
+    assert b"gradient check:" in seen and b"element" in seen and b"all gradients match" in seen
+    piped = subprocess.run([MINIGRAPH, "check", str(tmp_path / "deep.yaml")],
+                           capture_output=True, text=True)
+    assert piped.returncode == 0 and "gradient check:" not in piped.stderr
