@@ -395,6 +395,17 @@ def test_checkpoints_follow_the_umask(tmp_path, umask, mode):
     assert stat.S_IMODE(os.stat(tmp_path / "p.npz").st_mode) == mode
 
 
+def test_run_save_follows_the_umask(tmp_path):
+    old = os.umask(0o022)
+    try:
+        result = invoke("run", XOR, "--epochs", 2, "--save", tmp_path / "ck.npz", "--quiet")
+    finally:
+        os.umask(old)
+    assert result.exit_code == 0, result.output
+    assert stat.S_IMODE(os.stat(tmp_path / "ck.npz").st_mode) == 0o644
+    assert [p.name for p in tmp_path.iterdir()] == ["ck.npz"]  # no temporary file left
+
+
 def test_a_garbage_checkpoint_is_not_a_minigraph_checkpoint(tmp_path):
     (tmp_path / "junk.npz").write_bytes(os.urandom(3000))
     np.save(tmp_path / "obj.npy", np.array([{"a": 1}], dtype=object), allow_pickle=True)
