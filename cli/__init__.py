@@ -11,4 +11,8 @@ from .render_cmds import plot, render
 for _command in (check, summary, ops, run, eval_, render, plot):
     main.add_command(_command)
 
+from .predict_cmd import predict  # noqa: E402  (minigraph predict)
+
+main.add_command(predict)
+
 __all__ = ["main"]

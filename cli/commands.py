@@ -18,16 +18,22 @@ from .main import backend_option, data_dir_option, finite, load, model_arg
 @click.command()
 @model_arg
 @data_dir_option
-def check(model, data_dir):
+@click.option("--full", is_flag=True,
+              help="Perturb every element of every param (default: a seeded sample).")
+def check(model, data_dir, full):
     """Validate MODEL, infer shapes and check every gradient numerically.
 
     \b
     Example:
       minigraph check models/xor.yaml
+      minigraph check models/mnist_cnn.yaml --full
     """
     from minigraph.api import check_model
 
-    report = check_model(load(model), data_dir=data_dir)
+    from .progress import CheckProgress
+
+    with CheckProgress() as progress:
+        report = check_model(load(model), data_dir=data_dir, full=full, progress=progress)
     click.echo(text.check_text(report))
     if not report.ok:
         raise RunError(f"{model}: gradient check failed")
@@ -35,29 +41,38 @@ def check(model, data_dir):
 
 @click.command()
 @model_arg
-def summary(model):
-    """A table of MODEL's nodes, output shapes and parameter counts.
+@click.option("--expand", is_flag=True, help="Also list the primitive nodes of each layer op.")
+def summary(model, expand):
+    """A table of MODEL's nodes, output shapes and parameter counts, with totals.
 
     \b
     Example:
       minigraph summary models/mnist_cnn.yaml
+      minigraph summary models/mnist_cnn.yaml --expand
     """
     from minigraph.introspect import summary as model_summary
 
-    click.echo(text.summary_text(model_summary(load(model))))
+    click.echo(text.summary_text(model_summary(load(model), expand=expand)))
 
 
 @click.command()
-def ops():
-    """List every op with its inputs, attributes and one-line doc.
+@click.argument("name", required=False)
+def ops(name):
+    """List every op with its inputs, attributes and one-line doc; or one op (NAME) in full.
 
     \b
     Example:
       minigraph ops
+      minigraph ops maxpool2d
     """
-    from minigraph.introspect import op_infos
+    from minigraph.introspect import op_doc, op_infos
 
-    click.echo(text.ops_text(op_infos()))
+    from .main import terminal_width
+
+    if name:
+        click.echo(text.op_doc_text(op_doc(name), terminal_width()))
+    else:
+        click.echo(text.ops_text(op_infos(), terminal_width()))
 
 
 @click.command()

@@ -61,15 +61,22 @@ class Group(click.Group):
 
 @click.group(cls=Group, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--debug", is_flag=True, help="Show full tracebacks.")
+@click.option("--import", "imports", multiple=True, metavar="MODULE",
+              help="Import MODULE first (repeatable): custom ops it registers can be used.")
 @click.version_option(package_name="minigraph")
-def main(debug):
+def main(debug, imports=()):
     """minigraph: neural networks as computational graphs you can read, run and draw.
 
     \b
     Example:
       minigraph run models/xor.yaml
       minigraph render models/xor.yaml --grads -o xor.svg
+      minigraph --import my_ops check my_model.yaml   # custom ops from my_ops.py
     """
+    if imports:
+        from minigraph.plugins import import_modules
+
+        import_modules(imports)
 
 
 def run_main():  # pragma: no cover - console entry for `python -m`
@@ -106,3 +113,11 @@ def load(model):
     for warning in graph.warnings:
         click.echo(warning, err=True)
     return graph
+
+
+def terminal_width(default: int = 100) -> int:
+    """The terminal's width in columns ($COLUMNS first); ``default`` when unknown or 0."""
+    import shutil
+
+    columns = shutil.get_terminal_size((default, 24)).columns
+    return columns if columns > 0 else default

@@ -174,3 +174,35 @@ def clock_text(seconds) -> str:
     hours, rest = divmod(seconds, 3600)
     minutes, secs = divmod(rest, 60)
     return f"{hours}:{minutes:02d}:{secs:02d}" if hours else f"{minutes}:{secs:02d}"
+
+
+class CheckProgress:
+    """``minigraph check``'s progress: on a terminal, a bar for a check that perturbs at least
+    ``least`` elements (a small model's check is over at once and shows none); it goes away
+    when the check ends.  A context manager, called as ``progress(done, total)``."""
+
+    def __init__(self, least: int = 100):
+        self.least = least
+        self.bar = None
+
+    def __enter__(self):
+        return self
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            if total < self.least or not sys.stderr.isatty():
+                return
+            from tqdm import tqdm
+
+            from .main import terminal_width
+
+            # A terminal that says it is 0 x 0 (some CI and docker ptys) gets an 80-column bar;
+            # tqdm would hide a bar below "row 0".
+            self.bar = tqdm(total=total, initial=done - 1, unit="element", file=sys.stderr,
+                            desc="gradient check", leave=False, ncols=terminal_width(80),
+                            nrows=24)
+        self.bar.update(1)
+
+    def __exit__(self, *exc) -> None:
+        if self.bar is not None:
+            self.bar.close()

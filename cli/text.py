@@ -5,6 +5,8 @@ numbers, tensors and tables from :mod:`minigraph.text`.
 """
 from __future__ import annotations
 
+import textwrap
+
 import numpy as np
 
 from minigraph.backend import to_numpy
@@ -12,21 +14,69 @@ from minigraph.text import format_array, format_lines, format_number, table
 
 
 def summary_text(summary) -> str:
-    """``minigraph summary``: a :class:`~minigraph.introspect.Summary` as a table."""
-    body = table(["node", "op", "inputs", "output", "shape", "params"],
-                 [[r.node, r.op, r.inputs, r.output, r.shape, f"{r.params:,}"]
-                  for r in summary.rows], "lllllr")
-    head = f"model {summary.name}: {summary.nodes} nodes, {summary.params:,} params"
+    """``minigraph summary``: a :class:`~minigraph.introspect.Summary` as a table and a footer.
+
+    One row per written node; a layer op's primitives (``--expand``) are indented below it,
+    their params in brackets (already counted on the layer's row).  A param read by several
+    nodes is counted once, where it is first read; later rows name it as shared.
+    """
+    rows = []
+    for r in summary.rows:
+        count = f"{r.params:,}" if r.depth == 0 else f"({r.params:,})"
+        if r.shared:
+            count = f"{r.params:,} + shared {', '.join(r.shared)}"
+        rows.append(["  " * r.depth + r.node, r.op, r.inputs, r.output, r.shape, count])
+    body = table(["node", "op", "inputs", "output", "shape", "params"], rows, "lllllr")
+    written = f" ({summary.layers} as written)" if summary.layers != summary.nodes else ""
+    head = (f"model {summary.name}: {summary.nodes} nodes{written}, {summary.params:,} params "
+            f"in {summary.tensors} tensors")
     if summary.description:
         head += "\n" + summary.description.strip()
-    return head + "\n\n" + body
+    rule = "=" * max(len(line) for line in body.splitlines())
+    foot = [f"Total params:         {summary.params:,} (in {summary.tensors} tensors, each "
+            "counted once)",
+            f"Trainable params:     {summary.trainable:,}",
+            f"Non-trainable params: {summary.params - summary.trainable:,}"]
+    if summary.constants:
+        foot.append(f"Constants:            {summary.constants:,} values (never trained)")
+    return head + "\n\n" + body + "\n" + rule + "\n" + "\n".join(foot)
 
 
-def ops_text(infos) -> str:
-    """``minigraph ops``: one row per :class:`~minigraph.introspect.OpInfo`."""
+def ops_text(infos, width: int = 100) -> str:
+    """``minigraph ops``: one row per :class:`~minigraph.introspect.OpInfo`, the attributes and
+    the doc wrapped so that no line is wider than ``width`` (the terminal's)."""
     rows = [[i.name + (" (layer)" if i.layer else ""), i.inputs, i.attrs or "-", i.doc]
             for i in infos]
-    return table(["op", "inputs", "attributes", "what it does"], rows)
+    fixed = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(("op", "inputs"))]
+    room = max(width - sum(fixed) - 6, 30)  # what the last two columns share
+    longest = max(len(a) for r in rows for a in r[2].split(", "))  # never cut one attribute
+    attr_w = max(min(max(len(r[2]) for r in rows), room // 3), longest)
+    wrapped = [textwrap.wrap(r[2], attr_w, break_long_words=False) or [""] for r in rows]
+    doc_w = max(room - max(len(line) for a in wrapped for line in a), 18)
+    lines = []
+    for (name, inputs, attrs, doc), a in zip(rows, wrapped):
+        d = textwrap.wrap(doc, doc_w) or [""]
+        for k in range(max(len(a), len(d))):
+            lines.append([name if k == 0 else "", inputs if k == 0 else "",
+                          a[k] if k < len(a) else "", d[k] if k < len(d) else ""])
+    return table(["op", "inputs", "attributes", "what it does"], lines) + \
+        "\n\n'minigraph ops NAME' shows one op in full."
+
+
+def op_doc_text(doc, width: int = 100) -> str:
+    """``minigraph ops NAME``: one op's inputs, attributes with their docs, and whole doc."""
+    kind = "layer op" if doc.layer else "op"
+    parts = [f"{doc.name} ({kind}): inputs {doc.inputs or '-'}", ""]
+    for para in doc.doc.split("\n\n"):
+        parts += textwrap.wrap(" ".join(para.split()), width) + [""]
+    if doc.attrs:
+        parts.append("attributes:")
+        for name, default, text in doc.attrs:
+            parts += textwrap.wrap(f"{name} ({default}): {text}", width,
+                                   initial_indent="  ", subsequent_indent="      ")
+    else:
+        parts.append("attributes: none")
+    return "\n".join(parts).rstrip()
 
 
 def check_text(report) -> str:
@@ -41,10 +91,22 @@ def check_text(report) -> str:
     parts.append(f"gradient check (float64 central differences on {report.feeds_from}):")
     parts.append(table(
         ["param", "shape", "checked", "max abs err", "max rel err", "result"],
-        [[r.param, str(tuple(r.shape)), r.checked, f"{r.max_abs:.2e}", f"{r.max_rel:.2e}",
+        [[r.param, str(tuple(r.shape)), _checked(r), f"{r.max_abs:.2e}", f"{r.max_rel:.2e}",
           "ok" if r.ok else "MISMATCH"] for r in report.grads], "llrrrl"))
+    if any(r.checked < r.size for r in report.grads):
+        parts.append("(a seeded sample of each param's elements, up to 20, and one random "
+                     "direction through all of them; --full perturbs every element)")
     parts.append("all gradients match" if report.ok else "gradient check FAILED")
     return "\n".join(parts)
+
+
+def _checked(row) -> str:
+    """``20 of 64`` for a sampled param, ``4`` when every element was perturbed."""
+    if row.param.startswith("("):
+        return f"{row.size:,} along 1 direction"
+    if row.size and row.checked < row.size:
+        return f"{row.checked:,} of {row.size:,}"
+    return f"{row.checked:,}"
 
 
 def metric_text(record: dict) -> str:

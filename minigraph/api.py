@@ -67,9 +67,16 @@ class Model:
         self.seed = seed if seed is not None else int(train.get("seed", 0))
         self.executor = Executor(graph, self.backend, dtype=dtype, wrt="all")
         self.params = init_params(graph, self.seed, self.backend, dtype)
-        if params is not None:
-            self.set_params(params)
         self.last = None
+        if isinstance(params, (str, os.PathLike)):
+            self.load_params(params)
+        elif params is not None:
+            self.set_params(params)
+
+    def __repr__(self) -> str:
+        g = self.graph
+        return (f"Model({g.name!r}, {len(g.nodes)} nodes, {len(g.params)} params, "
+                f"{g.param_count():,} parameters, {self.backend.name} {self.dtype})")
 
     # -- params -----------------------------------------------------------------------------
     def set_params(self, params: dict) -> None:
@@ -80,15 +87,44 @@ class Model:
         """
         for name, value in params.items():
             if name not in self.params:
-                raise MinigraphError(f"no param '{name}' in model '{self.graph.name}'"
-                                     f"{did_you_mean(name, self.params)}")
+                hint = (": that is a checkpoint's key; load the file with "
+                        "m.load_params(path)" if str(name).startswith(("param/", "optim/"))
+                        or name == "meta" else did_you_mean(name, self.params))
+                raise MinigraphError(f"no param '{name}' in model '{self.graph.name}'{hint}")
             value = np.asarray(to_numpy(value))
             if value.shape != self.params[name].shape:
                 raise MinigraphError(f"param '{name}' has shape {self.params[name].shape} in "
                                      f"the model but {value.shape} in the given values")
             self.params[name] = self.backend.xp.array(value, dtype=self.dtype)  # a copy
 
+    def load_params(self, path) -> None:
+        """Load params saved by ``minigraph run --save`` or :meth:`save_params` (an ``.npz``).
+
+        The file is validated as ``run --load`` validates it (names, shapes, finite real
+        numbers; nothing is unpickled); a plain ``.npz`` of params by name is accepted too.
+        """
+        self.set_params(load_checkpoint(path, params=_param_shapes(self.graph)).params)
+
+    def save_params(self, path) -> None:
+        """Write the params to ``path`` (``.npz``), atomically, as ``run --save`` does; the file
+        loads with :meth:`load_params`, ``mg.load(model, params=path)`` and ``run --load``."""
+        save_checkpoint(path, Checkpoint(dict(self.params), model=self.graph.name))
+
     # -- running ----------------------------------------------------------------------------
+    def predict(self, feeds: dict | None = None, *, outputs=None, batch_size: int | None = None,
+                **inputs) -> dict:
+        """The model's outputs for the given inputs alone: ``m.predict(x=X)``.
+
+        Only the nodes the requested ``outputs`` (default: the model's outputs) depend on are
+        run, so targets such as ``t`` are not needed; dropout is off.  Returns NumPy arrays
+        by output name; rows are run ``batch_size`` at a time.  See :mod:`minigraph.inference`.
+        """
+        from .inference import predict
+
+        return predict(self.graph, self.params, {**(feeds or {}), **inputs},
+                       backend=self.backend, dtype=self.dtype, outputs=outputs,
+                       batch_size=batch_size, seed=self.seed)
+
     def forward(self, feeds: dict | None = None, *, training: bool = False) -> dict:
         """Run one forward pass; returns the model's outputs as NumPy arrays."""
         if feeds is None:
@@ -166,7 +202,12 @@ def load(source, **kwargs) -> Model:
 
 
 def save_model(spec_or_dict, path) -> None:
-    """Write a model as YAML or JSON (by the file's suffix)."""
+    """Write a model (a spec, a dict, a :class:`Graph` or a :class:`Model`) as YAML or JSON
+    (by the file's suffix); a model read from a file and not changed is written back as it
+    was read, byte for byte."""
+    if isinstance(spec_or_dict, (Graph, Model)):
+        spec_or_dict = spec_or_dict.graph.spec if isinstance(spec_or_dict, Model) \
+            else spec_or_dict.spec
     path = Path(path)
     text = dump_json(spec_or_dict) if path.suffix.lower() == ".json" else dump_yaml(spec_or_dict)
     path.write_text(text, encoding="utf-8")
@@ -267,8 +308,8 @@ _show_graphs_in_notebooks()
 
 # ==== what `minigraph check`, `run` and `eval` call ===============================================
 
-def check_model(source, *, data_dir=None, seed: int = 0,
-                batch: int = 4) -> introspect.CheckReport:
+def check_model(source, *, data_dir=None, seed: int = 0, batch: int = 4, full: bool = False,
+                progress=None) -> introspect.CheckReport:
     """Validate the whole file as ``run`` would, then check every param's gradient numerically.
 
     The graph is checked by loading; here the ``train`` section is checked exactly as the
@@ -276,11 +317,15 @@ def check_model(source, *, data_dir=None, seed: int = 0,
     ``run`` loads it (named data sets too: their options and files).  The gradient check uses
     up to ``batch`` examples of the file's own training data when it is inline, a file or a
     generator; otherwise (named data sets, or no data) made-up data of the right shapes.
+    By default a bounded seeded sample of each param's elements is perturbed, plus one random
+    direction through all of them (``full``: every element); ``progress(done, total)`` is
+    told after each element (see :func:`minigraph.gradcheck.check_gradients`).
     """
     graph = load_graph(source)
     check_training(graph)
     splits = load_splits(graph, data_dir) if graph.spec.data is not None else None
-    return introspect.check_model(graph, splits, seed=seed, batch=batch)
+    return introspect.check_model(graph, splits, seed=seed, batch=batch, full=full,
+                                  progress=progress)
 
 
 class Callback:
@@ -345,6 +390,22 @@ class RunResult:
     epoch: int | None = None  # training runs: the epoch reached (and saved, with --save)
     quiet: bool = False  # a data-parallel rank other than 0: its caller reports nothing
 
+    def __repr__(self) -> str:
+        """One line: the model, how the run ended and its last loss and metrics."""
+        name = self.graph.name
+        if self.history is None:
+            outs = ", ".join(f"{k} {np.shape(v)}" for k, v in (self.outputs or {}).items())
+            loss = "" if self.loss is None else f", loss {self.loss:.4g}"
+            return f"RunResult({name!r}, one forward pass: {outs}{loss})"
+        h = self.history
+        how = ("interrupted" if h.interrupted else "stopped early" if h.stopped_early
+               else "done")
+        numbers = "".join(f", {k} {v:.4g}" for k, v in h.last.items()
+                          if k not in ("epoch", "seconds") and isinstance(v, (int, float)))
+        saved = f", saved to {self.saved}" if self.saved else ""
+        return (f"RunResult({name!r}, {h.last.get('epoch', 0)} epochs {how}{numbers}"
+                f"{saved})")
+
 
 def _forward_only(graph, backend, seed, params, data_dir) -> RunResult:
     model = Model(graph, backend=backend, seed=seed, params=params)
@@ -389,13 +450,18 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
     without a train section.  ``log``: one JSON line per epoch.  ``callback``: a
     :class:`Callback`.  ``distributed``: data-parallel training as one rank of an MPI job
     (``train.distributed``; see :mod:`minigraph.distributed`): only rank 0 calls back, logs
-    and saves, and the other ranks' results are ``quiet``.
+    and saves, and the other ranks' results are ``quiet``.  Without a callback, in a Jupyter
+    notebook: a progress bar (:mod:`minigraph.notebook`); elsewhere none.
 
     Ctrl-C (SIGINT, in the main thread) ends training at the last finished epoch: the result's
     ``history.interrupted`` is set and, with ``save``, the state of that epoch boundary is
     saved (a Ctrl-C while saving is held back until the file is whole).
     """
     graph = load_graph(source)
+    if callback is None:  # in a notebook: a progress bar (elsewhere None, nothing shown)
+        from .notebook import notebook_progress
+
+        callback = notebook_progress()
     if save:
         check_save_target(save)
     if log:

@@ -4,6 +4,8 @@
 >>> x = b.input("x", ["batch", 2]); W = b.param("W", [2, 1], init="xavier_uniform")
 >>> y = b.node("matmul", [x, W], name="fc", out="y")
 >>> b.output(y)
+>>> t = b.input("t", ["batch", 1]); b.set_loss(b.mse(y, t, name="cost", out="L"))
+>>> b.set_data({"generator": "linear"}); b.set_train(epochs=10, optimizer={"type": "sgd"})
 >>> graph = b.build()          # checked like a file
 >>> b.save("tiny.yaml")        # minigraph: 1, name: tiny, inputs: ...
 """
@@ -63,7 +65,24 @@ class GraphBuilder:
         raise AttributeError(op)
 
     def output(self, *names) -> None:
+        """Declare the tensors the model reports (``outputs:``)."""
         self.outputs.extend(names)
+
+    def set_loss(self, name: str) -> str:
+        """The scalar tensor training minimizes (``loss:``); returns it."""
+        self.loss = name
+        return name
+
+    def set_data(self, train: dict, test: dict | None = None) -> None:
+        """The ``data:`` section: a train source and optionally a test source, as in a file,
+        e.g. ``b.set_data({"generator": "xor"})`` or ``b.set_data({"inline": {"x": ..., "t":
+        ...}})``; checked when the model is built."""
+        self.data = {"train": train} | ({"test": test} if test is not None else {})
+
+    def set_train(self, **keys) -> None:
+        """The ``train:`` section by key, as in a file: ``b.set_train(epochs=100, optimizer=
+        {"type": "sgd", "lr": 0.5}, metrics=["accuracy"])``; checked when it runs."""
+        self.train = keys
 
     def to_dict(self) -> dict:
         d = {"minigraph": 1, "name": self.name}

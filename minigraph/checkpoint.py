@@ -19,10 +19,10 @@ import contextlib
 import json
 import math
 import os
+import secrets
 import signal
 import stat
 import struct
-import tempfile
 import threading
 import zipfile
 import zlib
@@ -184,7 +184,7 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
     arrays["meta"] = np.array(json.dumps(meta))
     folder = path.parent if str(path.parent) else Path(".")
     with defer_sigint():
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+        fd, tmp = _new_file(folder, path.name)
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez(f, **arrays)
@@ -202,6 +202,19 @@ def save_checkpoint(path, ckpt: Checkpoint) -> None:
                 os.fsync(dir_fd)
             finally:
                 os.close(dir_fd)
+
+
+def _new_file(folder: Path, name: str) -> tuple:
+    """``(fd, path)`` of a new temporary file next to ``name``, created with mode 0666 less the
+    umask, as ``open`` creates files (``tempfile.mkstemp`` would make it 0600 whatever the
+    umask, and the rename would keep that)."""
+    for _ in range(100):
+        tmp = folder / f".{name}.{secrets.token_hex(4)}.tmp"
+        try:
+            return os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), str(tmp)
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no free temporary file name next to {folder / name}")
 
 
 # ==== loading ====================================================================================
@@ -329,8 +342,9 @@ def load_checkpoint(path, *, params: dict | None = None, optimizer=None,
     except OSError as exc:
         raise DataError(f"cannot read checkpoint {path}: {exc.strerror}") from None
     if magic == b"\x93NUMPY":
-        raise DataError(f"{path} is a single .npy array, not a .npz checkpoint (an archive of "
-                        "params by name, as `minigraph run --save` writes)")
+        raise DataError(f"{path} is not a minigraph checkpoint: it is a single .npy array, "
+                        "not a .npz archive of params by name (as `minigraph run --save` "
+                        "writes)")
     try:
         with zipfile.ZipFile(path) as zf:
             return _read(_Reader(path, zf), params, optimizer, partial)
@@ -340,7 +354,8 @@ def load_checkpoint(path, *, params: dict | None = None, optimizer=None,
             ValueError, TypeError, SyntaxError, NotImplementedError, RuntimeError,
             struct.error, OverflowError, KeyError, MemoryError, RecursionError) as exc:
         text = limits.short(str(exc) or type(exc).__name__, 120)
-        raise DataError(f"{path} is not a readable .npz checkpoint ({text})") from None
+        raise DataError(f"{path} is not a minigraph checkpoint: not a readable .npz archive "
+                        f"({text})") from None
 
 
 def _read(reader: _Reader, shapes, optimizer, partial) -> Checkpoint:

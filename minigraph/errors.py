@@ -55,6 +55,10 @@ class RunError(MinigraphError):
     """The run itself failed (for example the loss became NaN); the CLI exits 1."""
 
 
+class GradientShapeError(RunError):
+    """A custom op's backward returned a gradient whose shape is not its input's."""
+
+
 class UnknownName(MinigraphError, KeyError):
     """A tensor, node or param name the model does not have (also a ``KeyError``, so code
     that looks names up the dict way keeps working)."""

@@ -116,6 +116,11 @@ class Graph:
     def param_count(self) -> int:
         return sum(math.prod(p.shape) for p in self.params.values())
 
+    def __repr__(self) -> str:
+        """One line, e.g. ``Graph('xor', 7 nodes, 4 params, 9 parameters)``."""
+        return (f"Graph({self.name!r}, {len(self.nodes)} nodes, {len(self.params)} params, "
+                f"{self.param_count():,} parameters)")
+
 
 # ==== building ====================================================================================
 
@@ -262,6 +267,7 @@ def _add_primitive(spec, node: NodeSpec, op: Op, tensors: dict, nodes: list) -> 
     out = node.outputs[0]
     shape = _infer(spec, node, op, node.name, node.inputs, tensors)
     tensors[out] = Tensor(out, "node", shape, "float32", node.name)
+    op.node_name, op.node_inputs = node.name, tuple(node.inputs)  # for runtime messages
     nodes.append(Node(node.name, op, list(node.inputs), [out], None, node))
 
 

@@ -5,6 +5,7 @@ calls :func:`check_model`; ``cli/text.py`` turns these rows into text.
 """
 from __future__ import annotations
 
+import inspect
 import math
 from dataclasses import dataclass, field
 
@@ -15,45 +16,89 @@ from .gradcheck import check_gradients
 from .graph import Graph
 from .ops import REGISTRY
 from .ops.layers import LAYERS
-from .options import describe
+from .errors import UnknownName, did_you_mean
+from .options import describe, document
 from .text import fmt_shape
 
 
 @dataclass
 class SummaryRow:
+    """One written node (``depth`` 0; a layer op as one row) or, expanded, one of the primitive
+    nodes a layer op became (``depth`` 1).  ``params`` counts the values of the params first
+    read here; ``shared`` names params read here that an earlier row already counted."""
+
     node: str
     op: str
     inputs: str
     output: str
     shape: str
     params: int
+    shared: list = field(default_factory=list)
+    depth: int = 0
 
 
 @dataclass
 class Summary:
-    """A model at a glance: its name, size and description, and one row per node."""
+    """A model at a glance: its name, size and description, and one row per written node.
+
+    ``params`` is the number of param values, each param counted once however many nodes
+    read it; every param is trained (``trainable``); ``constants`` counts constant values
+    (never trained).  ``tensors`` is the number of params (tensors).
+    """
 
     name: str
     nodes: int
     params: int
     description: str | None
     rows: list
+    layers: int = 0
+    tensors: int = 0
+    trainable: int = 0
+    constants: int = 0
 
 
-def summary(graph: Graph) -> Summary:
+def summary(graph: Graph, expand: bool = False) -> Summary:
     """What ``minigraph summary`` shows: counts, the description and :func:`summary_rows`."""
-    return Summary(graph.name, len(graph.nodes), graph.param_count(), graph.spec.description,
-                   summary_rows(graph))
+    constants = sum(int(np.size(c.value)) for c in graph.spec.constants.values())
+    total = graph.param_count()
+    return Summary(graph.name, len(graph.nodes), total, graph.spec.description,
+                   summary_rows(graph, expand), len(graph.spec.nodes), len(graph.params),
+                   total, constants)
 
 
-def summary_rows(graph: Graph) -> list:
-    """One row per primitive node: inputs, output shape and the params it reads."""
-    rows = []
+def summary_rows(graph: Graph, expand: bool = False) -> list:
+    """One row per written node (a layer op's primitives below it when ``expand``), in the
+    schedule's order; each param's values are counted at the first row that reads it."""
+    counted: set = set()
+
+    def row(name, op, inputs, output, depth):
+        reads = [t for t in dict.fromkeys(inputs) if graph.tensors[t].kind == "param"]
+        first = [t for t in reads if t not in counted]
+        counted.update(first)
+        count = sum(math.prod(graph.tensors[t].shape) for t in first)
+        return SummaryRow(name, op, ", ".join(inputs), output,
+                          fmt_shape(graph.tensors[output].shape), count,
+                          [t for t in reads if t not in first], depth)
+
+    rows, seen = [], set()
     for n in graph.nodes:
-        count = sum(math.prod(graph.tensors[t].shape) for t in n.inputs
-                    if graph.tensors[t].kind == "param")
-        rows.append(SummaryRow(n.name, n.op_name, ", ".join(n.inputs), n.outputs[0],
-                               fmt_shape(graph.tensors[n.outputs[0]].shape), count))
+        if n.group is None:
+            rows.append(row(n.name, n.op_name, n.inputs, n.outputs[0], 0))
+            continue
+        if n.group in seen:
+            continue
+        seen.add(n.group)
+        spec, members = n.spec, graph.groups()[n.group]
+        reads = [t for m in members for t in m.inputs]
+        layer = row(spec.name, spec.op, reads, spec.outputs[0], 0)
+        layer.inputs = ", ".join(spec.inputs)
+        rows.append(layer)
+        if expand:
+            rows.extend(SummaryRow(m.name, m.op_name, ", ".join(m.inputs), m.outputs[0],
+                                   fmt_shape(graph.tensors[m.outputs[0]].shape),
+                                   sum(math.prod(graph.tensors[t].shape) for t in m.inputs
+                                       if graph.tensors[t].kind == "param"), [], 1)
+                        for m in members)
     return rows
 
 
@@ -79,6 +124,29 @@ def op_infos() -> list:
             cls = registry[name]
             out.append(OpInfo(name, ", ".join(cls.inputs), describe(cls.attrs), cls.doc, layer))
     return out
+
+
+@dataclass
+class OpDoc:
+    """One op in full, for ``minigraph ops NAME``: its whole docstring and each attribute."""
+
+    name: str
+    inputs: str
+    doc: str
+    attrs: list  # (name, default or 'required', doc)
+    layer: bool = False
+
+
+def op_doc(name: str) -> OpDoc:
+    """The op or layer op called ``name`` in full (an UnknownName with a did-you-mean if none)."""
+    cls = REGISTRY.get(name) or LAYERS.get(name)
+    if cls is None:
+        raise UnknownName(f"no op '{name}'{did_you_mean(name, [*REGISTRY, *LAYERS])}; "
+                          "'minigraph ops' lists them all")
+    text = inspect.cleandoc(cls.__doc__ or "") or cls.doc
+    if cls.doc and not text.startswith(cls.doc[:20]):
+        text = cls.doc + ("\n\n" + text if text else "")
+    return OpDoc(name, ", ".join(cls.inputs), text, document(cls.attrs), name in LAYERS)
 
 
 def random_feeds(graph: Graph, batch: int = 4, seed: int = 0) -> dict:
@@ -123,7 +191,8 @@ class CheckReport:
         return spec.doc.file if spec.doc else self.graph.name
 
 
-def check_model(graph: Graph, splits=None, *, seed: int = 0, batch: int = 4) -> CheckReport:
+def check_model(graph: Graph, splits=None, *, seed: int = 0, batch: int = 4, full: bool = False,
+                progress=None) -> CheckReport:
     """Check every param's gradient numerically, on the model's own data when it can.
 
     ``splits`` is the model's data as ``run`` loads it (None: no data section); the caller
@@ -143,4 +212,6 @@ def check_model(graph: Graph, splits=None, *, seed: int = 0, batch: int = 4) -> 
             source = f"the first {max(num_examples(feeds), 1)} training examples"
     if feeds is None:
         feeds = random_feeds(graph, batch, seed)
-    return CheckReport(graph, source, check_gradients(graph, feeds, seed=seed), shapes)
+    sample = {"max_elements": None} if full else {}
+    return CheckReport(graph, source, check_gradients(graph, feeds, seed=seed, progress=progress,
+                                                      **sample), shapes)

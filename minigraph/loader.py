@@ -46,6 +46,8 @@ class Document:
     data: object
     file: str
     positions: dict = field(default_factory=dict)
+    text: str | None = field(default=None, repr=False)  # the text as read, for identity saves
+    fmt: str | None = None  # "yaml" or "json"
 
     def at(self, *path) -> Location:
         """The location of ``path``, or of its nearest ancestor that has one."""
@@ -286,6 +288,7 @@ def parse_text(text: str, file: str = "<string>", fmt: str | None = None) -> Doc
     """Parse model text; ``fmt`` is ``"yaml"`` or ``"json"`` (default: by the file's suffix)."""
     if fmt is None:
         fmt = "json" if str(file).lower().endswith(".json") else "yaml"
+    source = text
     if text.startswith(_BOM):
         text = text[1:]  # a byte order mark: accepted (editors do not show it as a column)
     if fmt == "json":
@@ -322,7 +325,7 @@ def parse_text(text: str, file: str = "<string>", fmt: str | None = None) -> Doc
     if not isinstance(data, dict):
         raise ModelError("a model file must be a mapping of keys (minigraph, name, inputs, ...)",
                          Location(file, *_mark(root)))
-    return Document(data, file, builder.positions)
+    return Document(data, file, builder.positions, source, fmt)
 
 
 # ==== files =======================================================================================

@@ -17,9 +17,9 @@ from dataclasses import dataclass, field
 import yaml
 
 from . import limits
-from .errors import ModelError, did_you_mean
+from .errors import MinigraphError, ModelError, did_you_mean
 from .limits import short
-from .loader import Document, from_dict
+from .loader import Document, from_dict, parse_text
 
 FORMAT_VERSION = 1
 DTYPES = ("float32", "float64", "int32", "int64")
@@ -421,15 +421,38 @@ def _styled(d: dict) -> dict:
     return out
 
 
+def as_read(spec_or_dict, fmt: str) -> str | None:
+    """The text a spec was read from, when it is still that file's model and ``fmt`` is that
+    file's format (file -> graph -> file is then byte for byte the identity, comments and
+    layout included); ``None`` otherwise (a dict, a spec built or changed in Python)."""
+    doc = spec_or_dict.doc if isinstance(spec_or_dict, ModelSpec) else None
+    if doc is None or doc.text is None or doc.fmt != fmt:
+        return None
+    try:
+        unchanged = parse_spec(parse_text(doc.text, doc.file, fmt)).to_dict() \
+            == spec_or_dict.to_dict()
+    except MinigraphError:
+        return None
+    return doc.text if unchanged else None
+
+
 def dump_yaml(spec_or_dict) -> str:
-    """YAML text for a model, laid out like a hand-written file."""
+    """YAML text for a model, laid out like a hand-written file (a model read from a YAML
+    file and not changed since: that file's text, see :func:`as_read`)."""
+    same = as_read(spec_or_dict, "yaml")
+    if same is not None:
+        return same
     d = spec_or_dict.to_dict() if isinstance(spec_or_dict, ModelSpec) else spec_or_dict
     return yaml.dump(_styled(d), Dumper=_Dumper, sort_keys=False, width=100,
                      default_flow_style=False, allow_unicode=True)
 
 
 def dump_json(spec_or_dict) -> str:
-    """JSON text for a model."""
+    """JSON text for a model (a model read from a JSON file and not changed since: that
+    file's text, see :func:`as_read`)."""
+    same = as_read(spec_or_dict, "json")
+    if same is not None:
+        return same
     d = spec_or_dict.to_dict() if isinstance(spec_or_dict, ModelSpec) else spec_or_dict
     return json.dumps(d, indent=2) + "\n"
 

@@ -93,11 +93,11 @@ def damaged_deflate(path, arrays):
 
 # (case id, optimizer of the good checkpoint, builder(path, good arrays) -> path, expected text)
 CASES = [
-    ("damaged_deflate", "sgd", damaged_deflate, "is not a readable .npz checkpoint"),
+    ("damaged_deflate", "sgd", damaged_deflate, "is not a minigraph checkpoint"),
     ("not_a_zip", "sgd", lambda p, g: (p.write_bytes(b"hello" * 10), p)[1],
-     "is not a readable .npz checkpoint"),
+     "is not a minigraph checkpoint"),
     ("truncated", "sgd", lambda p, g: (p.write_bytes(savez(p, g).read_bytes()[:300]), p)[1],
-     "is not a readable .npz checkpoint"),
+     "is not a minigraph checkpoint"),
     ("npy_instead_of_npz", "sgd",
      lambda p, g: (np.save(open(p, "wb"), g["param/W1"]), p)[1], "is a single .npy array"),
     ("meta_not_json", "sgd", lambda p, g: savez(p, {**g, "meta": np.array("{epoch: 3")}),

@@ -122,7 +122,7 @@ def test_bad_checkpoint_path_exits_2(tmp_path):
     bad = write(tmp_path, "not a zip", "bad.npz")
     result = invoke("eval", XOR, "--params", bad)
     assert result.exit_code == 2
-    assert "is not a readable .npz checkpoint" in result.output
+    assert "is not a minigraph checkpoint" in result.output
 
 
 def test_save_into_missing_folder_exits_2(tmp_path):
