@@ -78,13 +78,26 @@ class Mul(Binary):
         return (gy * b if need_a else None), (gy * a if need_b else None)
 
 
+def truncating_div(a, b):
+    """a / b of two integer arrays, rounded toward zero as C, ONNX and PyTorch's
+    ``div(rounding_mode="trunc")`` do (NumPy's ``//`` rounds toward -inf).  Division by
+    zero gives 0."""
+    xp = get_array_module(a, b)
+    q = xp.floor_divide(a, xp.where(b == 0, 1, b).astype(b.dtype))
+    inexact = (q * b != a) & ((a < 0) != (b < 0)) & (b != 0)
+    return xp.where(b == 0, 0, q + inexact).astype(q.dtype)
+
+
 @register
 class Div(Binary):
-    """a / b (broadcasting)."""
+    """a / b (broadcasting); two integer tensors divide with truncation toward zero
+    (7 / -2 = -3), as in C and ONNX; no gradient flows through an integer division."""
 
     name = "div"
 
     def compute(self, a, b):
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu":
+            return truncating_div(a, b)
         return a / b
 
     def local_grads(self, ctx, a, b, gy):
@@ -106,6 +119,8 @@ class Pow(Binary):
     name = "pow"
 
     def forward(self, ctx, a, b):
+        if a.dtype.kind == "f" and b.dtype.kind in "iu":
+            b = b.astype(a.dtype)  # a float tensor keeps its dtype (PyTorch's promotion)
         y = a ** b
         ctx.save(a, b, y)
         return y
