@@ -68,6 +68,7 @@ class Importer:
         self.used = set()  # tensor names taken in the minigraph model
         self.node_names = set()
         self.weights = {}
+        self.made = []  # params that regrouped layer nodes create themselves
 
     # -- what converters call ------------------------------------------------------------
     def fail(self, node, message, attribute=None):
@@ -181,23 +182,53 @@ class Importer:
             self.inputs[name] = entry
             self.used.add(name)
 
-    def convert_nodes(self):
+    def convert_nodes(self, groups):
+        """Each ONNX node through its converter; the parts of a complete exporter group
+        (a layer node, a loss written as several ops) become the group's file node."""
+        present = {n.name for n in self.model.graph.node}
+        owner = {}
+        for group in groups.values():
+            parts = group.get("parts", ())
+            if parts and all(p in present for p in parts):
+                owner.update({p: group for p in parts})
+        done = set()
         for node in self.model.graph.node:
-            if node.domain not in ("", "ai.onnx"):
-                raise self.fail(node, f"operators of domain '{node.domain}' are not supported")
-            convert = CONVERTERS.get(node.op_type)
-            if convert is None:
-                raise self.fail(node, "minigraph has no op for it (supported: "
-                                      f"{', '.join(sorted(CONVERTERS))})")
-            for out in node.output:
-                if out and out in self.shapes and 0 in (self.shapes[out] or ()):
-                    raise self.fail(node, f"output '{out}' has a dimension of size 0; "
-                                          "minigraph tensors have sizes of at least 1")
-                if out:
-                    dtype_name(self.dtypes.get(out, onnx.TensorProto.FLOAT),
-                               f"node '{node.name or node.output[0]}' ({node.op_type}) output "
-                               f"'{out}'", self.loc)
-            convert(self, node)
+            group = owner.get(node.name)
+            if group is not None:
+                if id(group) not in done:
+                    done.add(id(group))
+                    self.add_file_node(group)
+                continue
+            self.convert(node)
+
+    def add_file_node(self, group):
+        """The exporter's record of a file node, with the tensors it reads materialized."""
+        entry = dict(group["node"])
+        entry["inputs"] = [self.tensor(t) for t in entry["inputs"]]
+        self.nodes.append(entry)
+        self.node_names.add(entry["name"])
+        self.used.update(entry["outputs"])
+        for pname in group.get("params", ()):  # the layer creates them; their values stay
+            self.made.append(pname)
+            if pname in self.values:
+                self.weights[pname] = self.values[pname]
+
+    def convert(self, node):
+        if node.domain not in ("", "ai.onnx"):
+            raise self.fail(node, f"operators of domain '{node.domain}' are not supported")
+        convert = CONVERTERS.get(node.op_type)
+        if convert is None:
+            raise self.fail(node, "minigraph has no op for it (supported: "
+                                  f"{', '.join(sorted(CONVERTERS))})")
+        for out in node.output:
+            if out and out in self.shapes and 0 in (self.shapes[out] or ()):
+                raise self.fail(node, f"output '{out}' has a dimension of size 0; "
+                                      "minigraph tensors have sizes of at least 1")
+            if out:
+                dtype_name(self.dtypes.get(out, onnx.TensorProto.FLOAT),
+                           f"node '{node.name or node.output[0]}' ({node.op_type}) output "
+                           f"'{out}'", self.loc)
+        convert(self, node)
 
     def outputs(self):
         names = []
@@ -220,6 +251,13 @@ def _meta(model):
     return {p.key: p.value for p in model.metadata_props}
 
 
+def _json(meta, key, default):
+    try:
+        return json.loads(meta[key]) if key in meta else default
+    except ValueError:
+        return default
+
+
 def import_onnx(source, *, static=None, name=None):
     """``(model dict, {param name: array})`` from an ONNX model (path or ModelProto).
 
@@ -227,12 +265,14 @@ def import_onnx(source, *, static=None, name=None):
     takes some ONNX inputs as attributes (Reshape's shape, ReduceSum's axes, Dropout's ratio).
     """
     model, file = _load(source)
+    meta = _meta(model)
     imp = Importer(model, file, static)
     imp.read_types()
     imp.read_inputs()
-    imp.convert_nodes()
+    imp.convert_nodes(_json(meta, "minigraph.groups", {}))
     outputs = imp.outputs()
-    meta = _meta(model)
+    for pname in imp.made:
+        imp.params.pop(pname, None)
     spec = {"minigraph": 1, "name": name or meta.get("minigraph.name") or model.graph.name
             or "imported"}
     description = model.doc_string or model.graph.doc_string
@@ -243,35 +283,13 @@ def import_onnx(source, *, static=None, name=None):
         spec["params"] = imp.params
     if imp.constants:
         spec["constants"] = imp.constants
-    spec["nodes"], made = regroup(imp.nodes, meta)
-    for pname in made:  # params that a regrouped layer node creates itself
-        imp.params.pop(pname, None)
-    if "params" in spec and not imp.params:
-        del spec["params"]
+    spec["nodes"] = imp.nodes
     loss = meta.get("minigraph.loss")
     spec["outputs"] = [o for o in outputs if o != loss] or outputs
     if loss in outputs:
         spec["loss"] = loss
+    for key in ("data", "train"):
+        value = _json(meta, f"minigraph.{key}", None)
+        if value is not None:
+            spec[key] = value
     return spec, imp.weights
-
-
-def regroup(nodes, meta):
-    """Nodes with each group the exporter recorded (a layer op, a loss written as several
-    ONNX ops) replaced by the original file node, where all its parts are present; and the
-    params those layer nodes create."""
-    try:
-        groups = json.loads(meta.get("minigraph.groups", "{}"))
-    except ValueError:
-        return nodes, []
-    by_name = {n["name"]: n for n in nodes}
-    out, done, made = [], set(), []
-    for n in nodes:
-        group = next((g for g in groups.values() if n["name"] in g.get("parts", ())), None)
-        if group is None or not all(p in by_name for p in group["parts"]):
-            out.append(n)
-            continue
-        if group["node"]["name"] not in done:
-            done.add(group["node"]["name"])
-            out.append(group["node"])
-            made.extend(group.get("params", ()))
-    return out, made
