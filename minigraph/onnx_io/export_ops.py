@@ -34,7 +34,8 @@ for _op, _onnx in (("add", "Add"), ("sub", "Sub"), ("mul", "Mul"), ("div", "Div"
                    ("pow", "Pow"), ("neg", "Neg"), ("exp", "Exp"), ("log", "Log"),
                    ("sqrt", "Sqrt"), ("abs", "Abs"), ("matmul", "MatMul"),
                    ("sigmoid", "Sigmoid"), ("tanh", "Tanh"), ("relu", "Relu"),
-                   ("softplus", "Softplus"), ("sign", "Sign"), ("identity", "Identity")):
+                   ("softplus", "Softplus"), ("sign", "Sign"), ("identity", "Identity"),
+                   ("maximum", "Max")):
     _same(_op, _onnx)
 _same("leaky_relu", "LeakyRelu", alpha="alpha")
 _same("elu", "Elu", alpha="alpha")

@@ -35,6 +35,7 @@ class Exporter:
         self.nodes, self.initializers = [], []
         self.names = set(graph.tensors)
         self.parts: dict = {}  # minigraph node -> the ONNX node names it became
+        self.constants: list = []  # initializers that are not params
 
     def fresh(self, base):
         name, i = base, 1
@@ -48,6 +49,7 @@ class Exporter:
         """An initializer holding ``value``; returns its name."""
         name = self.fresh(base)
         self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
+        self.constants.append(name)
         return name
 
     def add(self, owner, op_type, inputs, outputs=None, name=None, **attrs):
@@ -107,6 +109,7 @@ def _sources(ex, graph, need):
         if name in need:
             value = np.asarray(c.value, dtype=c.dtype or "float32")
             ex.initializers.append(numpy_helper.from_array(value, name))
+            ex.constants.append(name)
     return inputs
 
 
@@ -176,6 +179,7 @@ def export(graph, params, *, opset=DEFAULT_OPSET, with_loss=False):
     model.graph.value_info.extend(infos)
     model.doc_string = graph.spec.description or ""
     meta = {"minigraph.name": graph.name,
+            "minigraph.constants": json.dumps(ex.constants, separators=(",", ":")),
             "minigraph.groups": json.dumps(_groups(graph, ex), separators=(",", ":"))}
     if with_loss:
         meta["minigraph.loss"] = graph.loss

@@ -35,6 +35,19 @@ for _name, _op in (("Add", "add"), ("Sub", "sub"), ("Mul", "mul"), ("Div", "div"
                    ("Sigmoid", "sigmoid"), ("Tanh", "tanh"), ("Relu", "relu"),
                    ("Softplus", "softplus"), ("Sign", "sign"), ("Identity", "identity")):
     _same_op(_name, _op)
+
+
+@convert("Max")
+def maximum(imp, node):
+    """Max of two tensors -> maximum (more inputs: a chain of maximum)."""
+    _only(imp, node, ())
+    y = node.input[0]
+    for i, other in enumerate(node.input[1:], start=1):
+        last = i == len(node.input) - 1
+        y = imp.emit(_name(node) if last else f"{_name(node)}.{i}", "maximum", [y, other],
+                     node.output[0] if last else imp.fresh(f"{_name(node)}.{i}"))
+    if len(node.input) == 1:
+        imp.emit(_name(node), "identity", [y], node.output[0])
 _same_op("LeakyRelu", "leaky_relu", alpha=("alpha", 0.01))
 _same_op("Elu", "elu", alpha=("alpha", 1.0))
 _same_op("Swish", "swish", beta=("alpha", 1.0))

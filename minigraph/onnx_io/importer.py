@@ -55,13 +55,13 @@ def dtype_name(elem_type, what, loc):
 class Importer:
     """The state of one import: what is known about each tensor, and what was emitted."""
 
-    def __init__(self, model, file, static=None):
+    def __init__(self, model, file, static=None, constants=()):
         self.model = model
         self.loc = Location(file)
         self.opset = next((o.version for o in model.opset_import if o.domain in ("", "ai.onnx")),
                           1)
         self.values = {t.name: numpy_helper.to_array(t) for t in model.graph.initializer}
-        self.initializers = set(self.values)
+        self.initializers = set(self.values) - set(constants)  # those that are params
         self.values.update({k: np.asarray(v) for k, v in (static or {}).items()})
         self.shapes, self.dtypes = {}, {}
         self.inputs, self.params, self.constants, self.nodes = {}, {}, {}, []
@@ -266,7 +266,7 @@ def import_onnx(source, *, static=None, name=None):
     """
     model, file = _load(source)
     meta = _meta(model)
-    imp = Importer(model, file, static)
+    imp = Importer(model, file, static, _json(meta, "minigraph.constants", []))
     imp.read_types()
     imp.read_inputs()
     imp.convert_nodes(_json(meta, "minigraph.groups", {}))

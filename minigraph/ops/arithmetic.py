@@ -1,4 +1,4 @@
-"""Element-wise arithmetic: add, sub, mul, div, pow; neg, exp, log, sqrt, square, abs.
+"""Element-wise arithmetic: add, sub, mul, div, pow, maximum; neg, exp, log, sqrt, square, abs.
 
 Binary ops broadcast as NumPy does; their gradients are reduced back to each input's shape by
 the shared ``unbroadcast``.
@@ -136,6 +136,26 @@ class Pow(Binary):
             flat = (a == 0) & (b >= 0)
             db = unbroadcast(xp.where(flat, 0, gy * y * xp.log(a)), b.shape)
         return da, db
+
+
+@register
+class Maximum(Binary):
+    """The larger of a and b, element by element (broadcasting), as ``torch.maximum``.
+
+    The gradient goes to the larger input; where a = b it is split in half between them (as
+    PyTorch does), so the two parts still add up to dL/dy.  (A NaN wins, as in NumPy.)
+    """
+
+    name = "maximum"
+
+    def compute(self, a, b):
+        return get_array_module(a, b).maximum(a, b)
+
+    def local_grads(self, ctx, a, b, gy):
+        xp = get_array_module(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        share = xp.where(a > b, 1.0, xp.where(a == b, 0.5, 0.0)).astype(gy.dtype)
+        return (gy * share if need_a else None), (gy * (1 - share) if need_b else None)
 
 
 # ==== unary =======================================================================================

@@ -1,0 +1,231 @@
+"""ONNX export and import: every curriculum model, onnxruntime as the oracle, and back.
+
+* every model in models/ exports, passes ``onnx.checker.check_model(full_check=True)`` (the
+  exporter runs it) and onnxruntime's outputs (and loss) equal minigraph's within 1e-5 on a
+  random batch, with the file's initial params and with other (trained-like) params;
+* export -> import gives back the file's own nodes, and a model whose forward values and
+  param gradients equal the original's -- also when the metadata is stripped, so that every
+  ONNX node goes through its converter (the exporter's own constants, such as bce's log
+  floor, then come back as params: only the original params' gradients are compared);
+* a hand-made ONNX model with Gemm and Flatten(axis=2) imports, runs like onnxruntime, trains;
+* what cannot be imported is one located error, exit 2; export without onnx exits 2 naming
+  the extra.
+"""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+onnx = pytest.importorskip("onnx", reason="the onnx extra is not installed (pip install "
+                                          "'minigraph[onnx]')")
+ort = pytest.importorskip("onnxruntime", reason="the onnx extra is not installed (pip install "
+                                                "'minigraph[onnx]')")
+
+from minigraph.api import Model, load_graph  # noqa: E402
+from minigraph.onnx_io import import_model, export_model  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+MODELS = sorted((ROOT / "models").glob("*.yaml"))
+BATCH = 3
+
+
+def random_feeds(graph, seed=0):
+    """A random batch for every input: floats from N(0, 1), class indices below the class
+    count of the loss that reads them (0/1 for other integer inputs)."""
+    rng = np.random.default_rng(seed)
+    feeds = {}
+    for name, spec in graph.inputs.items():
+        shape = tuple(BATCH if isinstance(d, str) else d for d in spec.shape)
+        if spec.real_dtype.startswith("int"):
+            readers = [n for n in graph.nodes if name in n.inputs]
+            classes = graph.tensors[readers[0].inputs[0]].shape[-1] if readers else 2
+            feeds[name] = rng.integers(0, classes, shape).astype(spec.real_dtype)
+        else:
+            feeds[name] = rng.standard_normal(shape).astype(np.float32)
+            if any(n.op_name == "bce" and n.inputs[1] == name for n in graph.nodes):
+                feeds[name] = (feeds[name] > 0).astype(np.float32)  # targets in [0, 1]
+    return feeds
+
+
+def other_params(model, seed=1):
+    """Params moved away from their initial values (zeros biases become non-zero): what a
+    trained model looks like to the exporter."""
+    rng = np.random.default_rng(seed)
+    return {k: np.asarray(v) + 0.1 * rng.standard_normal(np.shape(v)).astype(np.float32)
+            for k, v in model.params.items()}
+
+
+def run_ort(proto, feeds):
+    session = ort.InferenceSession(proto.SerializeToString(), providers=["CPUExecutionProvider"])
+    names = [o.name for o in session.get_outputs()]
+    wanted = {i.name for i in session.get_inputs()}
+    return dict(zip(names, session.run(None, {k: v for k, v in feeds.items() if k in wanted})))
+
+
+def forward_backward(graph, params, feeds):
+    model = Model(graph, params=params)
+    outputs = model.forward({k: v for k, v in feeds.items() if k in graph.inputs})
+    if graph.loss:
+        outputs[graph.loss] = model.value(graph.loss)
+    grads = model.backward() if graph.loss else {}
+    return outputs, grads
+
+
+@pytest.mark.parametrize("path", MODELS, ids=[p.stem for p in MODELS])
+def test_curriculum_model_matches_onnxruntime_and_comes_back(path):
+    graph = load_graph(path)
+    model = Model(graph)
+    feeds = random_feeds(graph)
+    for params in ({k: np.asarray(v) for k, v in model.params.items()}, other_params(model)):
+        proto = export_model(graph, params, with_loss=graph.loss is not None)
+        ours, grads = forward_backward(graph, params, feeds)
+        theirs = run_ort(proto, feeds)
+        assert sorted(theirs) == sorted(ours)
+        for name, value in ours.items():
+            np.testing.assert_allclose(theirs[name], value, rtol=1e-5, atol=1e-5,
+                                       err_msg=f"{path.stem}: {name}")
+        spec, weights = import_model(proto)
+        assert spec["nodes"] == graph.spec.to_dict()["nodes"]  # the file's own nodes
+        assert sorted(weights) == sorted(params)
+        check_same_pass(load_graph(spec), weights, feeds, ours, grads, exact=True)
+    plain = strip_metadata(proto)  # every ONNX node through its converter
+    spec, weights = import_model(plain)
+    if graph.loss:
+        spec["outputs"].remove(graph.loss)
+        spec["loss"] = graph.loss
+    check_same_pass(load_graph(spec), weights, feeds, ours, grads, exact=False)
+
+
+def strip_metadata(proto):
+    plain = onnx.ModelProto()
+    plain.CopyFrom(proto)
+    plain.ClearField("metadata_props")
+    return plain
+
+
+def check_same_pass(graph, weights, feeds, outputs, grads, exact):
+    got, got_grads = forward_backward(graph, weights, feeds)
+    tol = {"rtol": 0, "atol": 0} if exact else {"rtol": 1e-5, "atol": 1e-6}
+    for name, value in outputs.items():
+        np.testing.assert_allclose(got[name], value, **tol, err_msg=name)
+    if exact:
+        assert sorted(got_grads) == sorted(grads)
+    for name, value in grads.items():
+        np.testing.assert_allclose(got_grads[name], value, **tol, err_msg=f"d/d{name}")
+
+
+def test_exported_file_shows_shapes_names_and_description():
+    graph = load_graph(ROOT / "models" / "mnist_cnn.yaml")
+    proto = export_model(graph, {k: np.asarray(v) for k, v in Model(graph).params.items()})
+    onnx.checker.check_model(proto, full_check=True)
+    x = next(i for i in proto.graph.input if i.name == "x")
+    assert x.type.tensor_type.shape.dim[0].dim_param == "batch"
+    infos = {v.name: v for v in proto.graph.value_info}
+    for tensor in ("c1", "r1", "p1", "f", "fc.xW"):  # every edge has a shape
+        dims = infos[tensor].type.tensor_type.shape.dim
+        want = graph.tensors[tensor].shape
+        assert [d.dim_param or d.dim_value for d in dims] == list(want)
+    assert proto.doc_string == graph.spec.description
+    assert {n.name for n in proto.graph.node} >= {"conv1.conv2d", "pool1", "fc.matmul"}
+    assert proto.opset_import[0].version == 17
+
+
+def hand_made_gemm_flatten():
+    """x (2, 3, 4, 5) -> Flatten(axis=2) (6, 20) -> Gemm(W^T, alpha 0.5, beta 2) -> y (6, 4)."""
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(3)
+    w = rng.standard_normal((4, 20)).astype(np.float32)
+    c = rng.standard_normal(4).astype(np.float32)
+    nodes = [helper.make_node("Flatten", ["x"], ["flat"], name="flatten", axis=2),
+             helper.make_node("Gemm", ["flat", "W", "C"], ["y"], name="gemm", alpha=0.5,
+                              beta=2.0, transB=1)]
+    graph = helper.make_graph(
+        nodes, "gemm_flatten", [helper.make_tensor_value_info("x", TensorProto.FLOAT,
+                                                              [2, 3, 4, 5])],
+        [helper.make_tensor_value_info("y", TensorProto.FLOAT, [6, 4])],
+        [numpy_helper.from_array(w, "W"), numpy_helper.from_array(c, "C")])
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def test_hand_made_gemm_and_flatten_axis_2_import_and_train(tmp_path):
+    from minigraph.gradcheck import check_gradients
+    from minigraph.render import build_dot
+
+    proto = hand_made_gemm_flatten()
+    spec, weights = import_model(proto)
+    graph = load_graph(spec)
+    x = np.random.default_rng(0).standard_normal((2, 3, 4, 5)).astype(np.float32)
+    model = Model(graph, params=weights)
+    got = model.forward({"x": x})["y"]
+    np.testing.assert_allclose(got, run_ort(proto, {"x": x})["y"], rtol=1e-5, atol=1e-5)
+    assert [n["op"] for n in spec["nodes"]] == ["reshape", "transpose", "matmul", "mul",
+                                                "mul", "add"]
+    # trainable: add a loss and check every param's gradient against central differences
+    spec["inputs"]["t"] = {"shape": [6, 4]}
+    spec["nodes"].append({"name": "loss", "op": "mse", "inputs": ["y", "t"], "outputs": ["L"]})
+    spec["loss"] = "L"
+    graph = load_graph(spec)
+    feeds = {"x": x.astype(np.float64), "t": np.zeros((6, 4))}
+    params = {k: np.asarray(v, np.float64) for k, v in weights.items()}
+    assert all(c.ok for c in check_gradients(graph, feeds, params))
+    assert "gemm" in build_dot(graph)  # it renders
+
+
+def write_onnx(tmp_path, node, inputs, outputs, inits=()):
+    from onnx import helper
+
+    graph = helper.make_graph([node], "bad", inputs, outputs, list(inits))
+    path = tmp_path / "bad.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(path))
+    return path
+
+
+def minigraph(*args, env=None):
+    return subprocess.run([str(Path(sys.executable).parent / "minigraph"), *map(str, args)],
+                          capture_output=True, text=True, env=env, cwd=ROOT)
+
+
+def test_unsupported_op_and_attribute_are_one_located_error(tmp_path):
+    from onnx import TensorProto, helper, numpy_helper
+
+    x = helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4, 5, 5])
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, None)
+    path = write_onnx(tmp_path, helper.make_node("Cos", ["x"], ["y"], name="wave"), [x], [y])
+    result = minigraph("import", path, "-o", tmp_path / "m.yaml")
+    assert result.returncode == 2
+    assert result.stderr.strip().startswith(f"{path}: node 'wave' (Cos): minigraph has no op")
+    w = numpy_helper.from_array(np.ones((4, 2, 3, 3), np.float32), "w")
+    node = helper.make_node("Conv", ["x", "w"], ["y"], name="grouped", group=2)
+    path = write_onnx(tmp_path, node, [x], [y], [w])
+    result = minigraph("import", path, "-o", tmp_path / "m.yaml")
+    assert result.returncode == 2
+    assert "node 'grouped' (Conv) attribute 'group': grouped convolution" in result.stderr
+    assert not (tmp_path / "m.yaml").exists()
+
+
+def test_cli_export_then_import_writes_model_and_weights(tmp_path):
+    out = tmp_path / "cnn.onnx"
+    result = minigraph("export", ROOT / "models" / "mnist_cnn.yaml", "-o", out, "--with-loss")
+    assert result.returncode == 0, result.stderr
+    result = minigraph("import", out, "-o", tmp_path / "cnn.yaml")
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "cnn.npz").exists() and "weights in" in result.stdout
+    check = minigraph("summary", tmp_path / "cnn.yaml")
+    assert check.returncode == 0, check.stderr
+
+
+def test_export_without_onnx_exits_2_naming_the_extra(tmp_path):
+    blocker = tmp_path / "block"
+    blocker.mkdir()
+    (blocker / "onnx.py").write_text("raise ImportError('blocked for this test')\n")
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(blocker), str(ROOT)]))
+    result = minigraph("export", ROOT / "models" / "xor.yaml", "-o", tmp_path / "x.onnx",
+                       env=env)
+    assert result.returncode == 2
+    assert "pip install 'minigraph[onnx]'" in result.stderr
