@@ -17,7 +17,7 @@ from onnx import TensorProto
 
 from ..ops.pool import Pool
 from ..registry import Registry
-from . import OnnxError
+from .base import OnnxError
 
 EXPORTERS = Registry("minigraph op")
 

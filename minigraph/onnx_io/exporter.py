@@ -17,7 +17,7 @@ import onnx
 from onnx import helper, numpy_helper
 
 from ..ops.layers import LAYERS
-from . import DEFAULT_OPSET, OnnxError
+from .base import DEFAULT_OPSET, OnnxError
 from .export_ops import EXPORTERS
 from .importer import DTYPES
 

@@ -17,7 +17,8 @@ from ..api import Model, load_graph
 from ..checkpoint import load_checkpoint
 from ..errors import MinigraphError
 from ..spec import dump_json, dump_yaml
-from . import DEFAULT_OPSET, export_model, import_model, require_onnx
+from . import export_model, import_model
+from .base import DEFAULT_OPSET, require_onnx
 
 INLINE_LIMIT = 64  # params with at most this many numbers in all are written inline
 

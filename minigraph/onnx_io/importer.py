@@ -18,7 +18,7 @@ import onnx
 from onnx import numpy_helper
 
 from ..errors import Location
-from . import OnnxError
+from .base import OnnxError
 from .import_ops import CONVERTERS
 
 DTYPES = {
