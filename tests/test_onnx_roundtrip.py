@@ -146,6 +146,19 @@ def test_exported_file_shows_shapes_names_and_description():
     assert proto.opset_import[0].version == 17
 
 
+@pytest.mark.parametrize("opset", [13, 18, 21])
+def test_other_opsets_pass_the_checker_and_match_onnxruntime(opset):
+    graph = load_graph(ROOT / "models" / "mnist_cnn_deep.yaml")
+    params = {k: np.asarray(v) for k, v in Model(graph).params.items()}
+    proto = export_model(graph, params, opset=opset, with_loss=True)
+    assert proto.opset_import[0].version == opset
+    feeds = random_feeds(graph)
+    ours, _ = forward_backward(graph, params, feeds)
+    theirs = run_ort(proto, feeds)
+    for name, value in ours.items():
+        np.testing.assert_allclose(theirs[name], value, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
 def hand_made_gemm_flatten():
     """x (2, 3, 4, 5) -> Flatten(axis=2) (6, 20) -> Gemm(W^T, alpha 0.5, beta 2) -> y (6, 4)."""
     from onnx import TensorProto, helper, numpy_helper
@@ -218,6 +231,16 @@ def test_unsupported_op_and_attribute_are_one_located_error(tmp_path):
     assert result.returncode == 2
     assert "node 'grouped' (Conv) attribute 'group': grouped convolution" in result.stderr
     assert not (tmp_path / "m.yaml").exists()
+
+
+def test_a_file_that_is_not_onnx_is_one_error(tmp_path):
+    path = tmp_path / "model.onnx"
+    path.write_text("minigraph: 1\n")
+    result = minigraph("import", path, "-o", tmp_path / "m.yaml")
+    assert result.returncode == 2
+    assert result.stderr.startswith(f"error: {path} is not an ONNX model")
+    result = minigraph("import", tmp_path / "missing.onnx", "-o", tmp_path / "m.yaml")
+    assert result.returncode == 2 and "cannot read ONNX file" in result.stderr
 
 
 def test_cli_export_then_import_writes_model_and_weights(tmp_path):

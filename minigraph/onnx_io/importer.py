@@ -36,10 +36,11 @@ def _load(source):
         return source, "<onnx model>"
     try:
         return onnx.load(str(source)), str(source)
-    except (OSError, ValueError, onnx.onnx_cpp2py_export.checker.ValidationError,
-            Exception) as exc:  # protobuf's DecodeError is a bare Exception subclass
-        raise OnnxError(f"cannot read ONNX file {source}: {type(exc).__name__}: "
-                        f"{str(exc)[:200]}") from None
+    except OSError as exc:
+        raise OnnxError(f"cannot read ONNX file {source}: {exc.strerror}") from None
+    except Exception as exc:  # noqa: BLE001 - protobuf's DecodeError and onnx's own errors
+        raise OnnxError(f"{source} is not an ONNX model ({type(exc).__name__}: "
+                        f"{str(exc)[:160]})") from None
 
 
 def dtype_name(elem_type, what, loc):

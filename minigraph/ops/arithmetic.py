@@ -90,8 +90,10 @@ def truncating_div(a, b):
 
 @register
 class Div(Binary):
-    """a / b (broadcasting); two integer tensors divide with truncation toward zero
-    (7 / -2 = -3), as in C and ONNX; no gradient flows through an integer division."""
+    """a / b (broadcasting); integers divide with truncation toward zero (7 / -2 = -3).
+
+    As in C and ONNX (NumPy's // would give -4); no gradient flows through integers.
+    """
 
     name = "div"
 
