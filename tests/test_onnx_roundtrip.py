@@ -188,8 +188,8 @@ def test_hand_made_gemm_and_flatten_axis_2_import_and_train(tmp_path):
     model = Model(graph, params=weights)
     got = model.forward({"x": x})["y"]
     np.testing.assert_allclose(got, run_ort(proto, {"x": x})["y"], rtol=1e-5, atol=1e-5)
-    assert [n["op"] for n in spec["nodes"]] == ["reshape", "transpose", "matmul", "mul",
-                                                "mul", "add"]
+    assert [n["op"] for n in spec["nodes"]] == ["reshape", "matmul", "mul", "mul", "add"]
+    assert spec["params"]["W"]["shape"] == [20, 4]  # Gemm's transB weight kept as (in, out)
     # trainable: add a loss and check every param's gradient against central differences
     spec["inputs"]["t"] = {"shape": [6, 4]}
     spec["nodes"].append({"name": "loss", "op": "mse", "inputs": ["y", "t"], "outputs": ["L"]})
@@ -199,6 +199,31 @@ def test_hand_made_gemm_and_flatten_axis_2_import_and_train(tmp_path):
     params = {k: np.asarray(v, np.float64) for k, v in weights.items()}
     assert all(c.ok for c in check_gradients(graph, feeds, params))
     assert "gemm" in build_dot(graph)  # it renders
+
+
+def test_a_pytorch_export_imports_and_matches_pytorch(tmp_path):
+    torch = pytest.importorskip("torch", reason="PyTorch is not installed (make torch)")
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
+        torch.nn.Conv2d(4, 8, 3, stride=2, padding=1), torch.nn.Tanh(),
+        torch.nn.AvgPool2d(2, ceil_mode=True), torch.nn.Flatten(), torch.nn.Linear(32, 5),
+        torch.nn.LogSoftmax(dim=1))
+    x = torch.randn(3, 1, 14, 14)
+    path = tmp_path / "net.onnx"
+    try:
+        torch.onnx.export(net, (x,), str(path), input_names=["x"], output_names=["y"],
+                          dynamic_axes={"x": {0: "batch"}, "y": {0: "batch"}}, dynamo=False,
+                          opset_version=17)
+    except Exception as exc:  # noqa: BLE001 - this torch cannot export without more packages
+        pytest.skip(f"torch.onnx.export failed here: {type(exc).__name__}: {exc}")
+    spec, weights = import_model(path)
+    assert spec["inputs"]["x"]["shape"] == ["batch", 1, 14, 14]
+    assert [n["op"] for n in spec["nodes"]] == ["conv2d", "relu", "maxpool2d", "conv2d", "tanh",
+                                                "avgpool", "flatten", "matmul", "add",
+                                                "log_softmax"]
+    y = Model(load_graph(spec), params=weights).forward({"x": x.numpy()})["y"]
+    np.testing.assert_allclose(y, net(x).detach().numpy(), rtol=1e-5, atol=1e-6)
 
 
 def write_onnx(tmp_path, node, inputs, outputs, inits=()):

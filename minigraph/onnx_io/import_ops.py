@@ -65,14 +65,18 @@ def _name(node):
 
 @convert("Gemm")
 def gemm(imp, node):
-    """Y = alpha * A' B' + beta * C, A' = A or A^T, B' = B or B^T."""
+    """Y = alpha * A' B' + beta * C, A' = A or A^T, B' = B or B^T; a transposed weight that
+    only this node reads is stored transposed (as a linear layer's W (in, out))."""
     _only(imp, node, ("alpha", "beta", "transA", "transB"))
     base = _name(node)
     a, b = node.input[0], node.input[1]
     if imp.attr(node, "transA", 0):
         a = imp.emit(f"{base}.transA", "transpose", [a], imp.fresh(f"{base}.A_T"),
                      {"perm": [1, 0]})
-    if imp.attr(node, "transB", 0):
+    if imp.attr(node, "transB", 0) and imp.only_reader(node, b):
+        imp.values[b] = imp.values[b].T.copy()  # a weight (out, in) kept as (in, out)
+        imp.shapes[b] = imp.values[b].shape
+    elif imp.attr(node, "transB", 0):
         b = imp.emit(f"{base}.transB", "transpose", [b], imp.fresh(f"{base}.B_T"),
                      {"perm": [1, 0]})
     alpha, beta = imp.attr(node, "alpha", 1.0), imp.attr(node, "beta", 1.0)
@@ -263,8 +267,31 @@ def _pool(op, extra):
                  "dilation": dilations, "ceil_mode": bool(imp.attr(node, "ceil_mode", 0))}
         if extra:  # AveragePool: ONNX does not count the pads by default
             attrs["count_include_pad"] = bool(imp.attr(node, "count_include_pad", 0))
+        square = _square_pool(attrs)
+        if square is not None:  # the teaching op (and the fused training kernels) fit
+            imp.emit(_name(node), f"{op}2d", [node.input[0]], node.output[0], square)
+            return
         imp.emit(_name(node), op, [node.input[0]], node.output[0], attrs)
     return converter
+
+
+def _square_pool(attrs):
+    """maxpool2d/avgpool2d's attributes when a pool is their case (2-D, square kernel, one
+    stride, the same padding on every side and at most half the kernel, no dilation or
+    ceil_mode, pads counted in the mean), else None."""
+    k, s, p = attrs["kernel"], attrs["stride"], attrs["padding"]
+    if len(k) != 2 or len(set(k)) != 1 or len(set(s)) != 1 or len(set(p)) != 1:
+        return None
+    if attrs["ceil_mode"] or set(attrs["dilation"]) != {1} or p[0] > k[0] // 2:
+        return None
+    if p[0] and not attrs.get("count_include_pad", True):
+        return None
+    out = {"kernel": k[0]}
+    if s[0] != k[0]:
+        out["stride"] = s[0]
+    if p[0]:
+        out["padding"] = p[0]
+    return out
 
 
 CONVERTERS["MaxPool"] = _pool("maxpool", ())

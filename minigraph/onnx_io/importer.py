@@ -97,6 +97,14 @@ class Importer:
                                   "(an initializer): minigraph takes it as an attribute")
         return self.values[name]
 
+    def only_reader(self, node, name):
+        """Whether ``name`` is a param-to-be (a float initializer not read yet) that no
+        other node reads."""
+        if name not in self.initializers or name in self.used:
+            return False
+        readers = [n for n in self.model.graph.node if name in n.input]
+        return readers == [node] and self.values[name].dtype.kind == "f"
+
     def tensor(self, name):
         """The minigraph tensor for ONNX tensor ``name``; an initializer, a Constant or a
         bound input becomes a param (floating point) or a constant (integers) when read."""
