@@ -107,8 +107,10 @@ def transpose(imp, node):
     _only(imp, node, ("perm",))
     perm = imp.attr(node, "perm")
     if perm is None:  # ONNX's default: reverse the axes
-        rank = len(imp.shape(node.input[0]) or ())
-        perm = list(reversed(range(rank)))
+        shape = imp.shape(node.input[0])
+        if shape is None:
+            raise imp.fail(node, "no perm, and the input's rank is unknown", "perm")
+        perm = list(reversed(range(len(shape))))
     imp.emit(_name(node), "transpose", [node.input[0]], node.output[0],
              {"perm": [int(p) for p in perm]})
 
@@ -187,9 +189,10 @@ _reduce("ReduceMax", "max")
 def _softmax(onnx_name, op):
     def converter(imp, node):
         _only(imp, node, ("axis",))
-        rank = len(imp.shape(node.input[0]) or ())
+        shape = imp.shape(node.input[0])
         axis = int(imp.attr(node, "axis", -1 if imp.opset >= 13 else 1))
-        if imp.opset < 13 and axis % max(rank, 1) != rank - 1:
+        rank = len(shape) if shape is not None else None
+        if imp.opset < 13 and (rank is None or axis % max(rank, 1) != rank - 1):
             raise imp.fail(node, f"opset {imp.opset} {onnx_name} over the flattened axes "
                                  f"{axis}.. is not supported (only the last axis)", "axis")
         imp.emit(_name(node), op, [node.input[0]], node.output[0], {"axis": axis})
