@@ -288,3 +288,93 @@ def test_export_without_onnx_exits_2_naming_the_extra(tmp_path):
                        env=env)
     assert result.returncode == 2
     assert "pip install 'minigraph[onnx]'" in result.stderr
+
+
+def every_op_model():
+    """One model that uses every op with an exporter, in several of their forms."""
+    def n(name, op, inputs, attrs=None):
+        node = {"name": name, "op": op, "inputs": inputs, "outputs": [name]}
+        return {**node, "attrs": attrs} if attrs else node
+
+    nodes = [
+        n("p1", "maxpool", ["x"], {"kernel": [3, 2], "stride": [2, 1], "padding": [1, 0, 0, 1],
+                                   "ceil_mode": True}),
+        n("p2", "avgpool", ["x"], {"kernel": 2, "padding": 1, "count_include_pad": False}),
+        n("p3", "avgpool2d", ["x"], {"kernel": 3, "stride": 1, "padding": 1}),
+        n("p4", "maxpool2d", ["x"], {"kernel": 2}),
+        n("c1", "conv2d", ["x", "K", "kb"], {"stride": 2, "padding": 1}),
+        n("f1", "flatten", ["p3"], {"start_axis": 2}),
+        n("s1", "sum", ["f1"], {"axis": -1}),
+        n("m1", "mean", ["f1"], {"axis": [1, 2], "keepdims": True}),
+        n("mx", "max", ["f1"], {"axis": 1}),
+        n("r1", "reshape", ["mx"], {"shape": [-1, 4, 9]}),
+        n("tr", "transpose", ["r1"], {"perm": [0, 2, 1]}),
+        n("z", "matmul", ["tr", "W"]),
+        n("sw", "swish", ["z"], {"beta": 1.5}),
+        n("sq", "square", ["sw"]),
+        n("idn", "identity", ["sq"]),
+        n("mxm", "maximum", ["idn", "z"]),
+        n("cat", "concat", ["s1", "s1"], {"axis": 1}),
+        n("ce3", "cross_entropy", ["mxm", "k9", "cw"], {"ignore_index": 2, "reduction": "none"}),
+        n("cep", "cross_entropy", ["cat", "t"], {"reduction": "sum"}),
+        n("lsm", "log_softmax", ["cat"], {"axis": -1}),
+        n("nll", "nll", ["lsm", "k"]),
+        n("l1", "l1", ["cat", "t"]),
+        n("mse", "mse", ["cat", "t"], {"reduction": "sum"}),
+        n("bwl", "bce_with_logits", ["cat", "t"]),
+        n("sg", "sigmoid", ["th"]),  # p in (0.27, 0.73): bce of p near 1 is ill-conditioned
+        n("bce", "bce", ["sg", "t"]),
+        n("dr", "dropout", ["cat"], {"p": 0.3}),
+        n("sm", "softmax", ["dr"], {"axis": 0}),
+        n("act", "leaky_relu", ["cat"], {"alpha": 0.2}),
+        n("el", "elu", ["act"], {"alpha": 0.5}),
+        n("sp", "softplus", ["el"]),
+        n("sgn", "sign", ["cat"]),
+        n("ab", "abs", ["sgn"]),
+        n("ng", "neg", ["sp"]),
+        n("ex", "exp", ["ng"]),
+        n("lg", "log", ["sp"]),
+        n("sr", "sqrt", ["sp"]),
+        n("pw", "pow", ["sp", "two"]),
+        n("dv", "div", ["pw", "sr"]),
+        n("sb", "sub", ["dv", "lg"]),
+        n("ml", "mul", ["sb", "ex"]),
+        n("ad", "add", ["ml", "ab"]),
+        n("th", "tanh", ["ad"]),
+        n("rl", "relu", ["th"]),
+    ]
+    outputs = ["p1", "p2", "p4", "c1", "m1", "ce3", "cep", "nll", "l1", "mse", "bwl", "bce",
+               "sm", "rl"]
+    return {"minigraph": 1, "name": "every_op",
+            "inputs": {"x": {"shape": ["batch", 2, 6, 6]}, "t": {"shape": ["batch", 4]},
+                       "k": {"shape": ["batch"], "dtype": "int64"},
+                       "k9": {"shape": ["batch", 9], "dtype": "int64"}},
+            "params": {"W": {"shape": [4, 4], "init": "xavier_uniform"},
+                       "K": {"shape": [3, 2, 3, 3], "init": "he_uniform"},
+                       "kb": {"shape": [3], "init": {"uniform": {"low": -1, "high": 1}}}},
+            "constants": {"cw": {"value": [1.0, 2.0, 0.5, 1.5]}, "two": {"value": 2.0}},
+            "nodes": nodes, "outputs": outputs}
+
+
+def test_every_op_exports_and_matches_onnxruntime():
+    from minigraph.onnx_io.export_ops import EXPORTERS
+    from minigraph.ops import REGISTRY
+
+    spec = every_op_model()
+    assert sorted({node["op"] for node in spec["nodes"]}) == sorted(EXPORTERS)
+    assert set(EXPORTERS) <= set(REGISTRY)
+    graph = load_graph(spec)
+    rng = np.random.default_rng(5)
+    feeds = {"x": rng.standard_normal((3, 2, 6, 6)).astype(np.float32),
+             "t": rng.random((3, 4)).astype(np.float32),
+             "k": rng.integers(0, 4, 3), "k9": rng.integers(0, 4, (3, 9))}
+    params = {k: np.asarray(v) for k, v in Model(graph).params.items()}
+    ours, _ = forward_backward(graph, params, feeds)
+    proto = export_model(graph, params)
+    theirs = run_ort(proto, feeds)
+    for name, value in ours.items():
+        np.testing.assert_allclose(theirs[name], value, rtol=1e-5, atol=1e-5, err_msg=name)
+    spec2, weights = import_model(strip_metadata(proto))  # and back through the converters
+    got, _ = forward_backward(load_graph(spec2), weights, feeds)
+    for name, value in ours.items():
+        np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6, err_msg=name)

@@ -121,6 +121,11 @@ def reshape(imp, node):
     target = [int(d) for d in imp.value(node, 1, "the new shape")]
     shape = imp.shape(node.input[0])
     allowzero = imp.attr(node, "allowzero", 0)
+    start = len(target) - 1
+    if not allowzero and start >= 1 and target == [0] * start + [-1] and shape is not None \
+            and len(shape) > start:  # keep the leading axes, merge the rest: a flatten
+        imp.emit(_name(node), "flatten", [node.input[0]], node.output[0], {"start_axis": start})
+        return
     out = []
     for i, d in enumerate(target):
         if d == 0 and allowzero:
