@@ -7,8 +7,11 @@ eval, check, summary, ops; ``render_cmds.py``: render, plot; ``text.py``: result
 from .commands import check, eval_, ops, run, summary
 from .main import main
 from .render_cmds import plot, render
+from .onnx_cmds import export, import_
 
 for _command in (check, summary, ops, run, eval_, render, plot):
+    main.add_command(_command)
+for _command in (export, import_):  # ONNX files (minigraph[onnx])
     main.add_command(_command)
 
 from .predict_cmd import predict  # noqa: E402  (minigraph predict)

@@ -22,7 +22,8 @@ from .limits import short
 from .loader import Document, from_dict, parse_text
 
 FORMAT_VERSION = 1
-DTYPES = ("float32", "float64", "int32", "int64")
+DTYPES = ("float32", "float64", "int32", "int64", "int8", "int16", "uint8", "uint16", "uint32",
+          "uint64")
 TOP_KEYS = ("minigraph", "name", "description", "inputs", "params", "constants", "nodes",
             "outputs", "loss", "data", "train")
 REQUIRED_TOP = ("minigraph", "name", "inputs", "nodes", "outputs")

@@ -47,7 +47,7 @@ MALFORMED = [
     ('bad_shape_dim', 'x: {shape: [batch, 2]}', 'x: {shape: [batch, -2]}',
      "m.yaml:4:22: dimension 1 of input 'x' must be a positive integer or a symbolic name such as 'batch', got -2"),
     ('bad_dtype', 'x: {shape: [batch, 2]}', 'x: {shape: [batch, 2], dtype: float23}',
-     "m.yaml:4:33: dtype of input 'x' must be one of float32, float64, int32, int64, got 'float23' (did you mean 'float32'?)"),
+     "m.yaml:4:33: dtype of input 'x' must be one of float32, float64, int32, int64, int8, int16, uint8, uint16, uint32, uint64, got 'float23' (did you mean 'float32'?)"),
     ('symbolic_param', 'W: {shape: [2, 1]', 'W: {shape: [n, 1]',
      "m.yaml:7:14: param 'W' has symbolic dimension 'n': params need fixed sizes"),
     ('unknown_init', 'init: xavier_uniform', 'init: xavier_uniforn',

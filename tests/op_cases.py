@@ -384,3 +384,115 @@ def all_cases():
         for i, case in enumerate(cases):
             params.append((name, case, f"{name}-{case.id or i}"))
     return params
+
+
+# ==== general pools, identity, class weights / ignore_index / per-row losses ======================
+
+def ref_pool_nd(x, kernel, stride, before, after, dilation=None, ceil_mode=False, kind="max",
+                count_include_pad=True):
+    """Textbook N-d pooling: for every output position, walk the window element by element.
+
+    Position o*s - b + j*e along each axis; elements in the input count, elements in the
+    explicit pads count for the mean's divisor only with ``count_include_pad``, and elements
+    past them (from ``ceil_mode``) never count."""
+    d = len(kernel)
+    dilation = dilation or (1,) * d
+    sizes = x.shape[2:]
+    out = []
+    for i in range(d):
+        span = dilation[i] * (kernel[i] - 1) + 1
+        room = sizes[i] + before[i] + after[i] - span
+        n = (-(-room // stride[i]) if ceil_mode else room // stride[i]) + 1
+        if ceil_mode and (n - 1) * stride[i] >= sizes[i] + before[i]:
+            n -= 1
+        out.append(n)
+    y = np.zeros(x.shape[:2] + tuple(out))
+    for o in np.ndindex(*out):
+        values, count = [], 0
+        for j in np.ndindex(*kernel):
+            pos = [o[i] * stride[i] - before[i] + j[i] * dilation[i] for i in range(d)]
+            inside = all(0 <= pos[i] < sizes[i] for i in range(d))
+            in_pads = all(-before[i] <= pos[i] < sizes[i] + after[i] for i in range(d))
+            if inside:
+                values.append(x[(slice(None), slice(None)) + tuple(pos)])
+            count += inside or (in_pads and count_include_pad)
+        stack = np.stack(values)
+        y[(slice(None), slice(None)) + o] = stack.max(0) if kind == "max" else \
+            stack.sum(0) / count
+    return y
+
+
+def ref_class_loss(log_probs, labels, weight=None, ignore_index=None, reduction="mean"):
+    """PyTorch's nll_loss with class weights and ignore_index, row by row."""
+    rows = log_probs.reshape(-1, log_probs.shape[-1])
+    flat = labels.reshape(-1)
+    losses, weights = [], []
+    for i, k in enumerate(flat):
+        w = 0.0 if k == ignore_index else (1.0 if weight is None else weight[k])
+        losses.append(0.0 if w == 0.0 else -w * rows[i, k])
+        weights.append(w)
+    losses = np.array(losses)
+    if reduction == "none":
+        return losses.reshape(labels.shape)
+    return losses.sum() / np.sum(weights) if reduction == "mean" else losses.sum()
+
+
+x_pool1 = randn(2, 3, 9)
+x_pool3 = randn(1, 2, 5, 6, 4)
+class_w = positive(4)
+idx_ii = np.array([0, 3, 1, 3, 2])
+
+CASES["maxpool"] = [
+    Case((x_pool1,), lambda x: ref_pool_nd(x, (3,), (2,), (1,), (1,)),
+         {"kernel": 3, "stride": 2, "padding": 1}, id="1d"),
+    Case((x_pool,), lambda x: ref_pool_nd(x, (3, 2), (2, 1), (1, 0), (0, 1)),
+         {"kernel": [3, 2], "stride": [2, 1], "padding": [1, 0, 0, 1]}, id="2d-asymmetric"),
+    Case((x_pool,), lambda x: ref_pool_nd(x, (2, 2), (2, 2), (0, 0), (0, 0), (2, 2)),
+         {"kernel": 2, "stride": 2, "dilation": 2}, id="2d-dilated"),
+    Case((x_pool,), lambda x: ref_pool_nd(x, (3, 3), (2, 2), (0, 0), (0, 0), ceil_mode=True),
+         {"kernel": 3, "stride": 2, "ceil_mode": True}, id="2d-ceil"),
+    Case((x_pool3,), lambda x: ref_pool_nd(x, (2, 2, 2), (1, 2, 1), (0, 1, 0), (0, 1, 0)),
+         {"kernel": 2, "stride": [1, 2, 1], "padding": [0, 1, 0]}, id="3d"),
+]
+CASES["avgpool"] = [
+    Case((x_pool1,), lambda x: ref_pool_nd(x, (3,), (2,), (1,), (1,), kind="mean"),
+         {"kernel": 3, "stride": 2, "padding": 1}, id="1d"),
+    Case((x_pool,), lambda x: ref_pool_nd(x, (3, 2), (2, 1), (1, 0), (0, 1), kind="mean"),
+         {"kernel": [3, 2], "stride": [2, 1], "padding": [1, 0, 0, 1]}, id="2d-asymmetric"),
+    Case((x_pool,), lambda x: ref_pool_nd(x, (3, 3), (2, 2), (1, 1), (1, 1), ceil_mode=True,
+                                          kind="mean"),
+         {"kernel": 3, "stride": 2, "padding": 1, "ceil_mode": True}, id="2d-ceil-pad"),
+    Case((x_pool,), lambda x: ref_pool_nd(x, (2, 2), (1, 1), (0, 0), (0, 0), (2, 2),
+                                          kind="mean"),
+         {"kernel": 2, "stride": 1, "dilation": 2}, id="2d-dilated"),
+    Case((x_pool3,), lambda x: ref_pool_nd(x, (2, 2, 2), (2, 2, 2), (1, 1, 1), (1, 1, 1),
+                                           kind="mean", count_include_pad=False),
+         {"kernel": 2, "padding": 1, "count_include_pad": False}, id="3d-exclude-pad"),
+]
+CASES["identity"] = [Case((randn(3, 4),), lambda x: x, id="same")]
+CASES["cross_entropy"] += [
+    Case((randn(5, 4), idx5, class_w),
+         lambda z, k, w: ref_class_loss(ref_log_softmax(z), k, w), grad=(0,), id="weight"),
+    Case((randn(5, 4), idx_ii), lambda z, k: ref_class_loss(ref_log_softmax(z), k,
+                                                            ignore_index=3),
+         {"ignore_index": 3}, id="ignore-index"),
+    Case((randn(5, 4), idx_ii, class_w),
+         lambda z, k, w: ref_class_loss(ref_log_softmax(z), k, w, 3, "sum"),
+         {"ignore_index": 3, "reduction": "sum"}, grad=(0,), id="weight-ignore-sum"),
+    Case((randn(2, 3, 4), idx23, class_w),
+         lambda z, k, w: ref_class_loss(ref_log_softmax(z), k, w, reduction="none"),
+         {"reduction": "none"}, grad=(0,), id="3d-weight-none"),
+    Case((randn(5, 4), soft(5, 4), class_w),
+         lambda z, t, w: -np.sum(t * w * ref_log_softmax(z), axis=-1),
+         {"reduction": "none"}, grad=(0, 1), id="soft-weight-none"),
+]
+CASES["nll"] += [
+    Case((ref_log_softmax(randn(5, 4)), idx_ii, class_w),
+         lambda lp, k, w: ref_class_loss(lp, k, w, 3), {"ignore_index": 3}, grad=(0,),
+         id="weight-ignore"),
+    Case((ref_log_softmax(randn(5, 4)), idx_ii),
+         lambda lp, k: ref_class_loss(lp, k, ignore_index=-100, reduction="none"),
+         {"ignore_index": -100, "reduction": "none"}, id="none"),
+]
+CASES["maximum"] = binary_cases(np.maximum) + [
+    Case((np.array([1.0, 2.0, -3.0]), np.array([1.0, -2.0, 0.0])), np.maximum, id="ties")]

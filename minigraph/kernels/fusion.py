@@ -59,7 +59,9 @@ def _flat_image_bias(graph, nodes):
 
 def _classes_last(graph, nodes):
     rank = len(graph.tensors[nodes[0].outputs[0]].shape)
-    return nodes[0].op.axis in (-1, rank - 1)
+    nll = nodes[1]  # no class weights, ignored class or per-row losses: the fused rule has none
+    plain = len(nll.inputs) == 2 and nll.op.ignore_index is None and nll.op.reduction != "none"
+    return nodes[0].op.axis in (-1, rank - 1) and plain
 
 
 def _always(graph, nodes):

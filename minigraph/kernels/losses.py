@@ -34,12 +34,13 @@ class CrossEntropyRows(CrossEntropy):
     name = "cross_entropy(rows)"
 
     def __init__(self, plain: CrossEntropy):
-        super().__init__(reduction=plain.reduction)
+        super().__init__(**plain.attr_values())
 
-    def forward(self, ctx, logits, labels):
-        index = class_indices(self.name, labels, logits)
-        if index is None:  # one-hot or probability rows: the plain rule
-            return super().forward(ctx, logits, labels)
+    def forward(self, ctx, logits, labels, weight=None):
+        index = class_indices(self.name, labels, logits, self.ignore_index)
+        if index is None or weight is not None or self.ignore_index is not None \
+                or self.reduction == "none":  # the plain rule
+            return super().forward(ctx, logits, labels, weight)
         xp = get_array_module(logits)
         rows = index.size
         z = logits if logits.ndim == 2 else logits.reshape(rows, logits.shape[-1])

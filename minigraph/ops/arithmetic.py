@@ -1,4 +1,4 @@
-"""Element-wise arithmetic: add, sub, mul, div, pow; neg, exp, log, sqrt, square, abs.
+"""Element-wise arithmetic: add, sub, mul, div, pow, maximum; neg, exp, log, sqrt, square, abs.
 
 Binary ops broadcast as NumPy does; their gradients are reduced back to each input's shape by
 the shared ``unbroadcast``.
@@ -78,13 +78,28 @@ class Mul(Binary):
         return (gy * b if need_a else None), (gy * a if need_b else None)
 
 
+def truncating_div(a, b):
+    """a / b of two integer arrays, rounded toward zero as C, ONNX and PyTorch's
+    ``div(rounding_mode="trunc")`` do (NumPy's ``//`` rounds toward -inf).  Division by
+    zero gives 0."""
+    xp = get_array_module(a, b)
+    q = xp.floor_divide(a, xp.where(b == 0, 1, b).astype(b.dtype))
+    inexact = (q * b != a) & ((a < 0) != (b < 0)) & (b != 0)
+    return xp.where(b == 0, 0, q + inexact).astype(q.dtype)
+
+
 @register
 class Div(Binary):
-    """a / b (broadcasting)."""
+    """a / b (broadcasting); integers divide with truncation toward zero (7 / -2 = -3).
+
+    As in C and ONNX (NumPy's // would give -4); no gradient flows through integers.
+    """
 
     name = "div"
 
     def compute(self, a, b):
+        if a.dtype.kind in "iu" and b.dtype.kind in "iu":
+            return truncating_div(a, b)
         return a / b
 
     def local_grads(self, ctx, a, b, gy):
@@ -106,6 +121,8 @@ class Pow(Binary):
     name = "pow"
 
     def forward(self, ctx, a, b):
+        if a.dtype.kind == "f" and b.dtype.kind in "iu":
+            b = b.astype(a.dtype)  # a float tensor keeps its dtype (PyTorch's promotion)
         y = a ** b
         ctx.save(a, b, y)
         return y
@@ -121,6 +138,26 @@ class Pow(Binary):
             flat = (a == 0) & (b >= 0)
             db = unbroadcast(xp.where(flat, 0, gy * y * xp.log(a)), b.shape)
         return da, db
+
+
+@register
+class Maximum(Binary):
+    """The larger of a and b, element by element (broadcasting), as ``torch.maximum``.
+
+    The gradient goes to the larger input; where a = b it is split in half between them (as
+    PyTorch does), so the two parts still add up to dL/dy.  (A NaN wins, as in NumPy.)
+    """
+
+    name = "maximum"
+
+    def compute(self, a, b):
+        return get_array_module(a, b).maximum(a, b)
+
+    def local_grads(self, ctx, a, b, gy):
+        xp = get_array_module(a, b)
+        need_a, need_b = ctx.needs_input_grad
+        share = xp.where(a > b, 1.0, xp.where(a == b, 0.5, 0.0)).astype(gy.dtype)
+        return (gy * share if need_a else None), (gy * (1 - share) if need_b else None)
 
 
 # ==== unary =======================================================================================

@@ -1,6 +1,8 @@
 """Losses: mse, l1, bce, bce_with_logits (element-wise) and cross_entropy, nll (classes).
 
-Every loss returns a scalar (shape ``()``) and has ``reduction``: ``mean`` (default) or ``sum``.
+Every loss has ``reduction``: ``mean`` (default) or ``sum``, giving a scalar (shape ``()``);
+the class losses also take ``none`` (one loss per row), an optional ``weight`` per class and
+``ignore_index``, with PyTorch's meaning (see :class:`ClassLoss`).
 
 * Element-wise losses compare two tensors of the same shape; ``mean`` averages over all
   elements (as PyTorch does):
@@ -156,8 +158,20 @@ class BCEWithLogits(ElementLoss):
 
 # ==== class losses ================================================================================
 
-def class_indices(op, labels, scores):
-    """Index labels as integers (rows,), checked against the class count; None for one-hot."""
+CLASS_ATTRS = {
+    "reduction": Attr("str", "mean", "mean: weighted mean over the rows (sum of the losses / "
+                      "sum of the rows' weights); sum; none: one loss per row",
+                      choices=("mean", "sum", "none")),
+    "ignore_index": Attr("int", None, "a class index whose rows count for nothing (no loss, "
+                         "no weight, no gradient), as PyTorch's ignore_index"),
+}
+
+
+def class_indices(op, labels, scores, ignore_index=None):
+    """Index labels as integers (rows,), checked against the class count; None for one-hot.
+
+    Labels equal to ``ignore_index`` are not checked (they may lie outside 0..C-1).
+    """
     if labels.shape == scores.shape:
         return None
     if labels.shape != scores.shape[:-1]:
@@ -170,22 +184,29 @@ def class_indices(op, labels, scores):
         if not bool((as_int == index).all()):
             raise DataError(f"{op}: class labels must be whole numbers")
         index = as_int
+    checked = index if ignore_index is None else index[index != ignore_index]
     n_classes = scores.shape[-1]
     # One reduction checks both ends: seen as unsigned integers of the same size (type code
     # "l" -> "L", "i" -> "I", ...), negative labels are huge numbers.
-    if index.size and int(index.view(index.dtype.char.upper()).max()) >= n_classes:
+    if checked.size and int(checked.view(checked.dtype.char.upper()).max()) >= n_classes:
         raise DataError(f"{op}: class labels must lie in 0..{n_classes - 1}, got values "
-                        f"from {int(index.min())} to {int(index.max())}")
+                        f"from {int(checked.min())} to {int(checked.max())}")
     return index
 
 
 class ClassLoss(Op):
-    """Base: nll of log-probabilities that ``log_probs`` makes from the first input."""
+    """Base: nll of log-probabilities that ``log_probs`` makes from the first input.
 
-    attrs = {"reduction": REDUCTION}
+    Optional ``weight`` (C,): class weights, as PyTorch's ``weight``: row n's loss is
+    multiplied by weight[label_n] (index labels) or the row is sum_c weight_c t_nc (-log p_nc)
+    (probability labels); ``mean`` then divides by the sum of the rows' weights (index labels)
+    or by the number of rows (probability labels).  No gradient flows to ``weight``.
+    """
+
+    attrs = CLASS_ATTRS
     integer_inputs = (1,)  # labels may be class indices
 
-    def infer(self, scores, labels):
+    def infer(self, scores, labels, weight=None):
         name = self.inputs[0]
         if len(scores) == 0:
             raise ShapeError(f"{self.name}: {name} needs a class axis, got shape ()")
@@ -193,6 +214,11 @@ class ClassLoss(Op):
             raise ShapeError(f"{self.name}: labels {fmt_shape(labels)} must be class indices "
                              f"of shape {fmt_shape(scores[:-1])} or one-hot rows of shape "
                              f"{fmt_shape(scores)} ({name} {fmt_shape(scores)})")
+        if weight is not None and not same_shapes(weight, scores[-1:]):
+            raise ShapeError(f"{self.name}: weight {fmt_shape(weight)} must hold one number "
+                             f"per class, shape {fmt_shape(scores[-1:])}")
+        if self.reduction == "none":
+            return tuple(scores[:-1])
         return ()
 
     def log_probs(self, scores):
@@ -203,40 +229,61 @@ class ClassLoss(Op):
         """dL/d(scores) from dL/d(log_probs) (nll: the same)."""
         return g
 
-    def forward(self, ctx, scores, labels):
+    def row_weights(self, xp, index, weight, dtype):
+        """(rows' weights, the labels with ignored ones replaced by 0) for index labels."""
+        keep = None if self.ignore_index is None else index != self.ignore_index
+        safe = index if keep is None else xp.where(keep, index, 0)
+        w = xp.ones(index.shape, dtype=dtype) if weight is None else weight[safe].astype(dtype)
+        return (w if keep is None else w * keep), safe
+
+    def forward(self, ctx, scores, labels, weight=None):
         xp = get_array_module(scores)
-        index = class_indices(self.name, labels, scores)
-        if index is None and labels.dtype != scores.dtype:
-            labels = labels.astype(scores.dtype)  # integer one-hot rows
+        index = class_indices(self.name, labels, scores, self.ignore_index)
         logp = self.log_probs(scores)
         n_classes = scores.shape[-1]
         rows = math.prod(scores.shape[:-1])
-        if index is not None:  # -log p of the right class, row by row
-            total = -logp.reshape(rows, n_classes)[xp.arange(rows), index].sum()
+        flat = logp.reshape(rows, n_classes)
+        if index is not None:  # -w_n log p of the right class, row by row
+            w, safe = self.row_weights(xp, index, weight, logp.dtype)
+            losses = -flat[xp.arange(rows), safe] * w
+            plain = weight is None and self.ignore_index is None
+            scale = 1 / rows if plain else 1 / w.sum()  # the weighted mean's denominator
+            saved_labels = (w, safe)
         else:
-            total = -(labels * logp).sum()
-        scale = 1 / rows if self.reduction == "mean" else 1.0
-        ctx.save(logp, labels if index is None else None, index, scale)
-        return xp.asarray(total * scale)
+            if labels.dtype != scores.dtype:
+                labels = labels.astype(scores.dtype)  # integer one-hot rows
+            weight = None if weight is None else weight.astype(scores.dtype)
+            weighted = labels if weight is None else labels * weight
+            losses = -(weighted.reshape(rows, n_classes) * flat).sum(axis=1)
+            scale = 1 / rows
+            saved_labels = (weighted, weight)
+        ctx.save(logp, saved_labels, index is not None,
+                 scale if self.reduction == "mean" else 1.0)
+        if self.reduction == "none":
+            return losses.reshape(scores.shape[:-1])
+        return xp.asarray(losses.sum() * scale if self.reduction == "mean" else losses.sum())
 
     def backward(self, ctx, gy):
-        logp, labels, index, scale = ctx.saved
+        logp, labels, by_index, scale = ctx.saved
         xp = get_array_module(logp)
-        need_scores, need_labels = ctx.needs_input_grad
-        k = gy * scale
+        need_scores, need_labels = ctx.needs_input_grad[:2]
+        k = gy * scale  # dL/d(each row's loss): a scalar, or one per row for "none"
+        if self.reduction == "none":
+            k = k.reshape(-1) if by_index else k[..., None]
         d_scores = d_labels = None
         if need_scores:
-            if index is not None:  # dL/dlogp is -k at each row's label, 0 elsewhere
-                n_classes = logp.shape[-1]
-                g = xp.zeros((index.size, n_classes), dtype=logp.dtype)
-                g[xp.arange(index.size), index] = -k
+            if by_index:  # dL/dlogp is -k w_n at each row's label, 0 elsewhere
+                w, safe = labels
+                g = xp.zeros((safe.size, logp.shape[-1]), dtype=logp.dtype)
+                g[xp.arange(safe.size), safe] = -k * w
                 g = g.reshape(logp.shape)
             else:
-                g = -k * labels
+                g = -k * labels[0]
             d_scores = self.log_probs_grad(logp, g)
-        if index is None and need_labels:
-            d_labels = -k * logp
-        return d_scores, d_labels
+        if not by_index and need_labels:
+            weight = labels[1]
+            d_labels = -k * (logp if weight is None else logp * weight)
+        return (d_scores, d_labels) + (None,) * (len(ctx.needs_input_grad) - 2)
 
 
 @register
@@ -244,7 +291,7 @@ class NLL(ClassLoss):
     """Negative log-likelihood of log-probabilities: mean over rows of -log_probs[label]."""
 
     name = "nll"
-    inputs = ("log_probs", "labels")
+    inputs = ("log_probs", "labels", "weight?")
 
 
 @register
@@ -255,7 +302,7 @@ class CrossEntropy(ClassLoss):
     """
 
     name = "cross_entropy"
-    inputs = ("logits", "labels")
+    inputs = ("logits", "labels", "weight?")
 
     def log_probs(self, logits):
         return log_softmax(logits, axis=-1)

@@ -1,4 +1,4 @@
-"""Shape ops: reshape, flatten, concat.
+"""Shape ops: reshape, flatten, concat, identity.
 
 None of them changes a value, so their gradients only move numbers back into place:
 reshape and flatten reshape the gradient back, concat cuts it into the pieces it glued.
@@ -152,3 +152,16 @@ class Concat(Op):
             grads.append(gy[tuple(index)])
             start += size
         return tuple(grads)
+
+
+@register
+class Identity(Op):
+    """y = x: the same values under a new name (PyTorch's ``nn.Identity``, ONNX's Identity)."""
+
+    name = "identity"
+
+    def forward(self, ctx, x):
+        return x
+
+    def backward(self, ctx, gy):
+        return (gy,)
