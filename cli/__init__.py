@@ -6,9 +6,11 @@ eval, check, summary, ops; ``render_cmds.py``: render, plot; ``text.py``: result
 """
 from .commands import check, eval_, ops, run, summary
 from .main import main
+from .page_cmds import view
 from .render_cmds import plot, render
 
 for _command in (check, summary, ops, run, eval_, render, plot):
     main.add_command(_command)
+main.add_command(view)
 
 __all__ = ["main"]

@@ -74,13 +74,19 @@ def ops():
 @click.option("--log", type=click.Path(dir_okay=False), help="Write one JSON line per epoch.")
 @data_dir_option
 @click.option("--quiet", is_flag=True, help="No progress bar; only the final summary.")
-def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data_dir, quiet):
+@click.option("--trace", type=click.Path(dir_okay=False),
+              help="Record a training trace (.npz) for `render --format html --trace`.")
+@click.option("--trace-every", type=click.IntRange(min=1),
+              help="Record the trace every N epochs (default: about 100 records in all).")
+def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data_dir, quiet,
+        trace=None, trace_every=None):
     """Train MODEL (or run one forward pass if it has no train section).
 
     \b
     Example:
       minigraph run models/xor.yaml
       minigraph run models/mnist_mlp.yaml --epochs 2 --data-dir ../shared/datasets/mnist
+      minigraph run models/xor.yaml --trace xor_trace.npz
     """
     from minigraph.api import run_model
     from minigraph.checkpoint import interrupt_once
@@ -95,12 +101,15 @@ def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data
         try:
             result = run_model(graph, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                backend=backend, save=save, load=load_path, log=log,
-                               data_dir=data_dir, callback=progress)
+                               data_dir=data_dir, callback=progress, trace=trace,
+                               trace_every=trace_every)
         finally:
             progress.close()
         interrupted = result.history is not None and result.history.interrupted
         click.echo(text.interrupted_text(result) if interrupted else text.run_text(result),
                    err=interrupted)
+        if result.trace:
+            click.echo(f"wrote trace {result.trace}", err=interrupted)
     if interrupted:
         raise SystemExit(130)
 

@@ -20,6 +20,8 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
     if out is None:
         fmt = fmt or "svg"
         return Path(Path(model).stem + "." + fmt), fmt
+    if fmt is None and Path(out).suffix.lower() in (".html", ".htm"):
+        fmt = "html"
     if fmt is None:
         fmt = picture_format(out, default="")
         if fmt is None:
@@ -39,8 +41,9 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
                    "(implies --values).")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
               help="Output file (default: MODEL's name with .svg, in this folder).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS),
-              help="Picture format (default: from the output file's suffix).")
+@click.option("--format", "fmt", type=click.Choice(FORMATS + ("html",)),
+              help="Picture format (default: from the output file's suffix); html: the "
+                   "interactive page.")
 @click.option("--rankdir", type=click.Choice(["LR", "TB"], case_sensitive=False), default="LR",
               show_default=True, help="Left-to-right or top-to-bottom.")
 @data_dir_option
@@ -48,7 +51,10 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
               show_default=True, help="Gradients below this are drawn as vanishing.")
 @click.option("--exploding", type=click.FloatRange(min=0, min_open=True), default=1e3,
               show_default=True, help="Gradients above this are drawn as exploding.")
-def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing, exploding):
+@click.option("--trace", type=click.Path(dir_okay=False),
+              help="With --format html: a `run --trace` file to scrub through.")
+def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing, exploding,
+           trace=None):
     """Draw MODEL's graph; with --values/--grads, one pass's values and gradients.
 
     Pictures come from the system's Graphviz `dot` when installed, else from graphviz-pure
@@ -59,10 +65,19 @@ def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing,
       minigraph render models/xor.yaml
       minigraph render models/xor.yaml --grads -o xor.svg
       minigraph render models/circles.yaml --grads --params circles.npz -o circles.png
+      minigraph render models/xor.yaml --format html -o xor.html
     """
     from minigraph.api import draw
 
     path, fmt = _picture_path(model, out, fmt)
+    if fmt == "html" or trace:
+        from minigraph.explore import write_page
+
+        if fmt != "html":
+            raise MinigraphError("--trace draws only into the interactive page: add "
+                                 "--format html")
+        click.echo(f"wrote {write_page(model, path, params=params, trace=trace, data_dir=data_dir, rankdir=rankdir.upper(), vanishing=vanishing, exploding=exploding)}")
+        return
     picture = draw(model, values=values or grads or bool(params), grads=grads, params=params,
                    data_dir=data_dir, rankdir=rankdir.upper(), vanishing=vanishing,
                    exploding=exploding)
