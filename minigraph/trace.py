@@ -34,6 +34,7 @@ from .render.summary import summarize_pass, summarize_slots
 FORMAT = "minigraph-trace-1"
 MAX_RECORDS = 101        # steps kept by default: before training and about every 1/100 of it
 MAX_TRACE_BYTES = 200 * 2 ** 20  # a trace file read back is at most this large (JSON text)
+MAX_CURVE = 2000         # points of the loss curve kept (every epoch's record up to this many)
 
 
 class TraceRecorder:
@@ -103,8 +104,11 @@ class TraceRecorder:
     # -- the file ---------------------------------------------------------------------------
     def data(self) -> dict:
         graph = self.trainer.graph if self.trainer is not None else None
+        stride = math.ceil(len(self.curve) / MAX_CURVE) if self.curve else 1
+        curve = self.curve[::stride] + ([self.curve[-1]] if (len(self.curve) - 1) % stride
+                                        else [])
         return {"format": FORMAT, "model": graph.name if graph else None,
-                "every": self.every, "steps": self.steps, "curve": self.curve}
+                "every": self.every, "steps": self.steps, "curve": curve}
 
     def save(self, path) -> Path:
         """Write the trace atomically as a compressed ``.npz`` of its JSON text."""
@@ -116,6 +120,9 @@ class TraceRecorder:
         try:
             with os.fdopen(fd, "wb") as f:
                 np.savez_compressed(f, trace=np.frombuffer(text.encode("utf-8"), np.uint8))
+            umask = os.umask(0)
+            os.umask(umask)
+            os.chmod(tmp, 0o666 & ~umask)  # as an ordinary new file (mkstemp makes it 0600)
             os.replace(tmp, path)
         except BaseException:
             if os.path.exists(tmp):

@@ -126,7 +126,7 @@ class Conv2D(Op):
                 {"x": "Σ_o {∂out}[n,o] ⋆ᵀ {w}[o,c]  (each pixel collects from every window "
                       "it was in)",
                  "w": "Σ_n {∂out}[n,o] ⋆ {x}[n,c]",
-                 "b": "Σ_{n,r,s} {∂out}[n,o,r,s]"})
+                 "b": "Σ_(n,r,s) {∂out}[n,o,r,s]"})
     attrs = {
         "stride": Attr("int", 1, "step between windows, in pixels"),
         "padding": Attr("int", 0, "zeros added on each side of H and W"),

@@ -14,7 +14,7 @@
       if (k === "class") e.className = v; else if (k === "text") e.textContent = v;
       else e.setAttribute(k, v);
     }
-    for (const k of kids.flat()) if (k != null) e.append(k instanceof Node ? k : String(k));
+    for (const k of kids.flat(Infinity)) if (k != null) e.append(k instanceof Node ? k : String(k));
     return e;
   }
   function fmt(x) {
@@ -401,10 +401,8 @@
   }
   svg.addEventListener("wheel", (ev) => {
     ev.preventDefault();
-    const p = svgPoint(ev), m = svg.querySelector("g.graph").getCTM();
-    const inv = svg.getScreenCTM().inverse();
+    const p = svgPoint(ev);
     zoom(ev.deltaY > 0 ? 1.15 : 1 / 1.15, p.x, p.y);
-    void m; void inv;
   }, { passive: false });
   let drag = null;
   svg.addEventListener("mousedown", (ev) => { drag = { x: ev.clientX, y: ev.clientY, v: Object.assign({}, view) }; moved = false; });
