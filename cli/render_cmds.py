@@ -76,7 +76,9 @@ def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing,
         if fmt != "html":
             raise MinigraphError("--trace draws only into the interactive page: add "
                                  "--format html")
-        click.echo(f"wrote {write_page(model, path, params=params, trace=trace, data_dir=data_dir, rankdir=rankdir.upper(), vanishing=vanishing, exploding=exploding)}")
+        page = write_page(model, path, params=params, trace=trace, data_dir=data_dir,
+                          rankdir=rankdir.upper(), vanishing=vanishing, exploding=exploding)
+        click.echo(f"wrote {page}")
         return
     picture = draw(model, values=values or grads or bool(params), grads=grads, params=params,
                    data_dir=data_dir, rankdir=rankdir.upper(), vanishing=vanishing,
