@@ -219,3 +219,23 @@ def test_a_conv_edge_shows_its_channels_as_heat_maps(browser, tmp_path):
     page.page.locator("g.cluster[data-group='conv1'] > text").first.click()  # collapse the layer
     assert page.page.locator(".hidden-by-cluster").count() >= 3
     page.close()
+
+
+SMALL = sorted(p.stem for p in (ROOT / "models").glob("*.yaml")
+               if "dataset: mnist" not in p.read_text(encoding="utf-8"))
+
+
+@pytest.mark.parametrize("name", SMALL)
+def test_every_small_model_steps_through_without_an_error(browser, tmp_path, name):
+    path = tmp_path / f"{name}.html"
+    write_page(ROOT / "models" / f"{name}.yaml", path)
+    page = Page(browser, path)
+    n = page.page.evaluate("() => JSON.parse(document.getElementById('data').textContent)"
+                           ".forward.length")
+    nb = page.page.evaluate("() => JSON.parse(document.getElementById('data').textContent)"
+                            ".backward.length")
+    page.key("ArrowRight", n + nb)
+    assert page.text("#phase") == (f"backward {nb}/{nb}" if nb else f"forward {n}/{n}")
+    page.key("ArrowRight")  # past the end: stays on the last step
+    assert page.text("#phase") == (f"backward {nb}/{nb}" if nb else f"forward {n}/{n}")
+    page.close()

@@ -346,7 +346,7 @@
   $("back").onclick = () => go(S.pos - 1);
   $("overview").onclick = () => go(-1);
   document.addEventListener("keydown", (ev) => {
-    if (ev.target && ev.target.tagName === "INPUT" && ev.target.id === "search") return;
+    if (ev.target && ev.target.tagName === "INPUT") return;  // the search box, the slider
     if (ev.key === "ArrowRight") { go(S.pos + 1); ev.preventDefault(); }
     else if (ev.key === "ArrowLeft") { go(S.pos - 1); ev.preventDefault(); }
     else if (ev.key === "Home") go(-1);
