@@ -239,3 +239,31 @@ def test_every_small_model_steps_through_without_an_error(browser, tmp_path, nam
     page.key("ArrowRight")  # past the end: stays on the last step
     assert page.text("#phase") == (f"backward {nb}/{nb}" if nb else f"forward {n}/{n}")
     page.close()
+
+
+def test_params_from_a_checkpoint_show_adams_state(browser, tmp_path):
+    model = ROOT / "models/circles.yaml"
+    ck = tmp_path / "c.npz"
+    run_model(model, epochs=3, save=ck)
+    path = tmp_path / "circles.html"
+    write_page(model, path, params=ck)
+    saved = np.load(ck)
+    page = Page(browser, path)
+    name = next(k.split("/")[1] for k in saved.files if k.startswith("optim/") and
+                k.endswith("/m") and saved[k].size <= 64)
+    page.hover_edge(name)
+    info = page.text("#info")
+    assert "optimizer state m" in info and "optimizer state v" in info
+    for slot in ("m", "v"):
+        shown = page.numbers(f"#info .optim[data-slot='{slot}']")
+        assert np.allclose(shown, saved[f"optim/{name}/{slot}"].ravel(), rtol=1e-5)
+    assert np.allclose(page.numbers("#info .value"), saved[f"param/{name}"].ravel(), rtol=1e-6)
+    # pan and zoom: the view box shrinks, and "fit" brings the whole graph back
+    box = page.page.get_attribute("#graph > svg", "viewBox")
+    page.page.click("#zin")
+    assert float(page.page.get_attribute("#graph > svg", "viewBox").split()[2]) < \
+        float(box.split()[2])
+    page.page.click("#zfit")
+    assert [float(v) for v in page.page.get_attribute("#graph > svg", "viewBox").split()] == \
+        pytest.approx([float(v) for v in box.split()])
+    page.close()
