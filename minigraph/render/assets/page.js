@@ -137,7 +137,7 @@
     }
     const ph = $("phase");
     ph.className = phase();
-    ph.textContent = S.pos < 0 ? "overview: forward and backward done"
+    ph.textContent = S.pos < 0 ? (NB ? "overview: forward and backward done" : "overview: forward done")
       : S.pos < NF ? `forward ${S.pos + 1}/${NF}` : `backward ${S.pos - NF + 1}/${NB}`;
     drawStepPanel();
     if (S.pinned) showTensor(S.pinned); else if (!$("info").dataset.tensor) showHint();
