@@ -64,7 +64,9 @@ def page_html(source, *, params=None, trace=None, data_dir=None, rankdir: str = 
     if trace is not None:
         data = load_trace(trace, graph)
         steps, curve = data["steps"], data["curve"]
-        note = f"probe: the first training batch; recorded every {data.get('every')} epochs"
+        every = data.get("every")
+        note = "probe: the first training batch; recorded " + (
+            "every epoch" if every == 1 else f"every {every} epochs")
     else:
         steps, note = _pass_steps(graph, params, data_dir, backend)
     svg = GraphPicture(build_dot(graph, rankdir=rankdir, fit=None), graph.name).svg()
