@@ -382,6 +382,8 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
         check_save_target(save)
     if log:
         _check_log_target(log)
+    if trace_every is not None and not trace:
+        raise MinigraphError("--trace-every needs --trace FILE: the trace to record")
     if graph.spec.train is None and train is None:
         given = [f"--{k.replace('_', '-')}" for k, v in (("epochs", epochs), (
             "batch_size", batch_size), ("lr", lr), ("save", save), ("log", log),

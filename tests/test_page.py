@@ -155,6 +155,8 @@ def test_bad_traces_are_refused_with_one_message(tmp_path):
     assert result.exit_code == 2 and "--format html" in result.output
     result = invoke("run", ROOT / "models/chain_rule.yaml", "--trace", trace)
     assert result.exit_code == 2 and "--trace" in result.output
+    result = invoke("run", XOR, "--trace-every", "3")
+    assert result.exit_code == 2 and "--trace-every needs --trace" in result.output
 
 
 def test_run_trace_on_the_command_line(tmp_path):
