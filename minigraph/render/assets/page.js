@@ -147,7 +147,8 @@
   // ==== numbers as blocks =======================================================================
   function matrix(summary, which) {
     const v = summary.full, shape = summary.shape;
-    const cols = shape.length ? shape[shape.length - 1] : 1;
+    const last = shape.length ? shape[shape.length - 1] : 1;
+    const cols = shape.length <= 1 && last > 5 ? 5 : last;  // a long vector wraps, 5 a row
     const t = el("table", { class: "m " + which });
     for (let r = 0; r * cols < Math.max(v.length, 1); r++) {
       const tr = el("tr");
@@ -252,11 +253,14 @@
     box.append(el("div", { class: "formula" }, lhs, fill(template, n, "sym", self)));
     const nums = fill(template, n, "num", self);
     if (!lhs) {  // a forward rule: its template starts with the output itself
-      box.append(el("div", { class: "formula numbers" }, nums || (result && result.full ? ["=", matrix(result, "r")] : [])));
+      box.append(el("div", { class: "formula numbers" }, nums || (result && result.full ? ["=", matrix(result, "r")]
+        : el("span", { class: "hint", text: "(too large to write out: hover a tensor for its statistics and heat maps)" }))));
     } else if (nums && result && result.full) {
       box.append(el("div", { class: "formula numbers" }, "=", nums, "=", matrix(result, "r")));
     } else if (result && result.full) {
       box.append(el("div", { class: "formula numbers" }, "=", matrix(result, "r")));
+    } else if (!nums) {
+      box.append(el("div", { class: "hint", text: "(too large to write out: hover a tensor for its statistics and heat maps)" }));
     }
     return box;
   }
