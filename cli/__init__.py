@@ -6,6 +6,7 @@ eval, check, summary, ops; ``render_cmds.py``: render, plot; ``text.py``: result
 """
 from .commands import check, eval_, ops, run, summary
 from .main import main
+from .page_cmds import view
 from .render_cmds import plot, render
 from .onnx_cmds import export, import_
 
@@ -17,5 +18,6 @@ for _command in (export, import_):  # ONNX files (minigraph[onnx])
 from .predict_cmd import predict  # noqa: E402  (minigraph predict)
 
 main.add_command(predict)
+main.add_command(view)
 
 __all__ = ["main"]

@@ -95,8 +95,12 @@ def ops(name):
 @click.option("--distributed", is_flag=True,
               help="Data-parallel across the ranks of an MPI job: mpiexec -n N minigraph run "
                    "MODEL --distributed (needs minigraph[mpi]); rank 0 reports.")
+@click.option("--trace", type=click.Path(dir_okay=False),
+              help="Record a training trace (.npz) for `render --format html --trace`.")
+@click.option("--trace-every", type=click.IntRange(min=1),
+              help="Record the trace every N epochs (default: about 100 records in all).")
 def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data_dir, quiet,
-        verbose, distributed):
+        verbose, distributed, trace=None, trace_every=None):
     """Train MODEL (or run one forward pass if it has no train section).
 
     \b
@@ -104,6 +108,7 @@ def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data
       minigraph run models/xor.yaml
       minigraph run models/mnist_mlp.yaml --epochs 2 --data-dir ../shared/datasets/mnist
       mpiexec -n 2 minigraph run models/circles.yaml --distributed
+      minigraph run models/xor.yaml --trace xor_trace.npz
     """
     import warnings
 
@@ -126,13 +131,16 @@ def run(model, epochs, batch_size, lr, seed, backend, save, load_path, log, data
                 result = run_model(graph, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed,
                                    backend=backend, save=save, load=load_path, log=log,
                                    data_dir=data_dir, callback=progress,
-                                   distributed=distributed)
+                                   distributed=distributed, trace=trace,
+                                   trace_every=trace_every)
         finally:
             progress.close()
         interrupted = result.history is not None and result.history.interrupted
         if not result.quiet:  # a data-parallel run: rank 0 reports
             click.echo(text.interrupted_text(result) if interrupted else text.run_text(result),
                        err=interrupted)
+            if result.trace:
+                click.echo(f"wrote trace {result.trace}", err=interrupted)
     if interrupted:
         raise SystemExit(130)
 

@@ -20,6 +20,8 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
     if out is None:
         fmt = fmt or "svg"
         return Path(Path(model).stem + "." + fmt), fmt
+    if fmt is None and Path(out).suffix.lower() in (".html", ".htm"):
+        fmt = "html"
     if fmt is None:
         fmt = picture_format(out, default="")
         if fmt is None:
@@ -39,9 +41,9 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
                    "(implies --values).")
 @click.option("-o", "--output", "out", type=click.Path(dir_okay=False),
               help="Output file (default: MODEL's name with .svg, in this folder).")
-@click.option("--format", "fmt", type=click.Choice(FORMATS),
+@click.option("--format", "fmt", type=click.Choice(FORMATS + ("html",)),
               help="Picture format (default: from the output file's suffix; when both are "
-                   "given they must agree).")
+                   "given they must agree); html: the interactive page.")
 @click.option("--dpi", type=click.FloatRange(min=10, max=1200), default=DEFAULT_DPI,
               show_default=True, help="PNG resolution: at the default the text reads as at "
                                       "100% (names 16 px, labels 12 px tall).")
@@ -64,8 +66,10 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
               type=click.FloatRange(min=0, min_open=True), default=1e3, show_default=True,
               help="Gradients whose largest |entry| is above this are drawn thick red, "
                    "marked 'large' (an absolute band: judge it against the loss's scale).")
+@click.option("--trace", type=click.Path(dir_okay=False),
+              help="With --format html: a `run --trace` file to scrub through.")
 def render(model, values, grads, params, out, fmt, dpi, size, all_grads, rankdir, data_dir,
-           vanishing, exploding):
+           vanishing, exploding, trace=None):
     """Draw MODEL's graph; with --values/--grads, one pass's values and gradients.
 
     Pictures come from the system's Graphviz `dot` when installed, else from graphviz-pure
@@ -80,12 +84,23 @@ def render(model, values, grads, params, out, fmt, dpi, size, all_grads, rankdir
       minigraph render models/xor.yaml --grads -o xor.svg
       minigraph render models/circles.yaml --grads --params circles.npz -o circles.png
       minigraph render models/mnist_cnn_deep.yaml --rankdir TB --size 12,8 -o deep.png
+      minigraph render models/xor.yaml --format html -o xor.html
     """
     from minigraph.api import draw
 
     from minigraph.render.sizing import parse_size, png_size
 
     path, fmt = _picture_path(model, out, fmt)
+    if fmt == "html" or trace:
+        from minigraph.explore import write_page
+
+        if fmt != "html":
+            raise MinigraphError("--trace draws only into the interactive page: add "
+                                 "--format html")
+        page = write_page(model, path, params=params, trace=trace, data_dir=data_dir,
+                          rankdir="TB" if rankdir.upper() == "TB" else "LR", vanishing=vanishing, exploding=exploding)
+        click.echo(f"wrote {page}")
+        return
     target_format(path, fmt)  # a suffix that contradicts --format: refused before the pass
     size = parse_size(size)
     picture = draw(model, values=values or grads or bool(params), grads=grads, params=params,

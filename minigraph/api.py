@@ -36,6 +36,7 @@ from .loader import read_file
 from .optim import make_optimizer
 from .render import GradScale, GraphPicture, Snapshot, auto_picture, build_dot
 from .spec import ModelSpec, dump_json, dump_yaml, parse_spec, spec_from_dict
+from .trace import TraceRecorder
 from .train import History, Trainer, check_training, scalar, train_config
 
 
@@ -388,6 +389,7 @@ class RunResult:
     table: dict | None = None  # small data: inputs, outputs and targets of the final model
     saved: str | None = None
     epoch: int | None = None  # training runs: the epoch reached (and saved, with --save)
+    trace: str | None = None  # training runs with ``trace``: the trace file written
     quiet: bool = False  # a data-parallel rank other than 0: its caller reports nothing
 
     def __repr__(self) -> str:
@@ -442,7 +444,8 @@ def _resume_from(load, graph: Graph, config):
 
 def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backend=None,
               save=None, load=None, log=None, data_dir=None, callback: Callback | None = None,
-              train: dict | None = None, distributed: bool | None = None) -> RunResult:
+              train: dict | None = None, distributed: bool | None = None, trace=None,
+              trace_every: int | None = None) -> RunResult:
     """Train a model file (or run one forward pass when it has no ``train`` section).
 
     ``train``: more overrides of the train section, by :class:`~minigraph.train.TrainConfig`
@@ -452,6 +455,8 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
     (``train.distributed``; see :mod:`minigraph.distributed`): only rank 0 calls back, logs
     and saves, and the other ranks' results are ``quiet``.  Without a callback, in a Jupyter
     notebook: a progress bar (:mod:`minigraph.notebook`); elsewhere none.
+    ``trace``: write a training trace there (every ``trace_every`` epochs; see
+    :mod:`minigraph.trace`), for the interactive page's slider.
 
     Ctrl-C (SIGINT, in the main thread) ends training at the last finished epoch: the result's
     ``history.interrupted`` is set and, with ``save``, the state of that epoch boundary is
@@ -466,10 +471,12 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
         check_save_target(save)
     if log:
         _check_log_target(log)
+    if trace_every is not None and not trace:
+        raise MinigraphError("--trace-every needs --trace FILE: the trace to record")
     if graph.spec.train is None and train is None:
         given = [f"--{k.replace('_', '-')}" for k, v in (("epochs", epochs), (
             "batch_size", batch_size), ("lr", lr), ("save", save), ("log", log),
-            ("distributed", distributed)) if v]
+            ("distributed", distributed), ("trace", trace)) if v]
         if given:
             raise MinigraphError(f"model '{graph.name}' has no train section, so "
                                  f"{', '.join(given)} cannot apply: it runs one forward pass")
@@ -482,6 +489,9 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
     job = distributed_job(config)  # joined now, before any data is read
     ckpt = _resume_from(load, graph, config) if load else None
     result = RunResult(graph)
+    if trace:
+        check_save_target(trace)
+        callback = recorder = TraceRecorder(trace_every, callback)
     with interrupt_once() as guard:  # the first Ctrl-C stops training, later ones wait
         trainer = _train(graph, config, ckpt, guard, callback, backend=backend, log=log,
                          data_dir=data_dir, job=job)
@@ -495,6 +505,8 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
         history.interrupted = history.interrupted or guard.hit or held.hit
     result.history = history
     result.epoch = trainer.epoch
+    if trace:
+        result.trace = str(recorder.save(trace))
     n = num_examples(trainer.train_data)
     if n <= 16 and not history.interrupted:
         host = {k: to_numpy(v) for k, v in trainer.train_data.items()}

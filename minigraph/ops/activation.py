@@ -15,7 +15,7 @@ At the kink x = 0 the piecewise ops use the x <= 0 branch.
 """
 from __future__ import annotations
 
-from .base import Attr, Op, get_array_module, register
+from .base import Attr, Op, get_array_module, register, Rule
 
 
 def stable_sigmoid(x):
@@ -33,6 +33,10 @@ class Sigmoid(Op):
     """Logistic sigmoid 1 / (1 + e^-x), computed without overflow."""
 
     name = "sigmoid"
+    rule = Rule("squashes each value into (0, 1); its slope y(1 − y) is at most 1/4, so the "
+                "gradient shrinks on the way back",
+                "{out} = 1 / (1 + e^(−{x}))",
+                {"x": "{∂out} ⊙ {out} ⊙ (1 − {out})"})
 
     def forward(self, ctx, x):
         y = stable_sigmoid(x)
@@ -49,6 +53,9 @@ class Tanh(Op):
     """Hyperbolic tangent; dy/dx = 1 - y^2."""
 
     name = "tanh"
+    rule = Rule("squashes each value into (−1, 1); the gradient is scaled by the slope 1 − y²",
+                "{out} = tanh({x})",
+                {"x": "{∂out} ⊙ (1 − {out}²)"})
 
     def forward(self, ctx, x):
         y = get_array_module(x).tanh(x)
@@ -65,6 +72,10 @@ class ReLU(Op):
     """max(x, 0); gradient 1 where x > 0, else 0."""
 
     name = "relu"
+    rule = Rule("keeps positive values and zeroes the rest; the gradient passes where the input"
+                " was positive and stops elsewhere",
+                "{out} = max({x}, 0)",
+                {"x": "{∂out} ⊙ [{x} > 0]"})
 
     def forward(self, ctx, x):
         ctx.save(x > 0)
@@ -80,6 +91,10 @@ class LeakyReLU(Op):
     """x for x > 0, alpha * x otherwise."""
 
     name = "leaky_relu"
+    rule = Rule("like relu, but negative values keep a small slope alpha, so some gradient "
+                "always passes",
+                "{out} = {x} if {x} > 0 else {@alpha} {x}",
+                {"x": "{∂out} ⊙ (1 if {x} > 0 else {@alpha})"})
     attrs = {"alpha": Attr("float", 0.01, "slope for x <= 0")}
 
     def forward(self, ctx, x):
@@ -99,6 +114,9 @@ class ELU(Op):
     """x for x > 0, alpha * (e^x - 1) otherwise; dy/dx = alpha e^x there."""
 
     name = "elu"
+    rule = Rule("identity for positive values, a smooth curve towards −alpha for negative ones",
+                "{out} = {x} if {x} > 0 else {@alpha} (e^{x} − 1)",
+                {"x": "{∂out} ⊙ (1 if {x} > 0 else {@alpha} e^{x})"})
     attrs = {"alpha": Attr("float", 1.0, "value approached as x -> -inf is -alpha")}
 
     def forward(self, ctx, x):
@@ -122,6 +140,9 @@ class Softplus(Op):
     """ln(1 + e^x), computed as logaddexp(0, x); dy/dx = sigmoid(x)."""
 
     name = "softplus"
+    rule = Rule("a smooth relu; its slope is the sigmoid of the input",
+                "{out} = ln(1 + e^{x})",
+                {"x": "{∂out} ⊙ σ({x})"})
 
     def forward(self, ctx, x):
         ctx.save(x)
@@ -137,6 +158,9 @@ class Swish(Op):
     """x * sigmoid(beta x) (SiLU when beta = 1); dy/dx = s + beta y (1 - s)."""
 
     name = "swish"
+    rule = Rule("the input gated by its own sigmoid",
+                "{out} = {x} ⊙ σ({@beta} {x})",
+                {"x": "{∂out} ⊙ (s + {@beta} {out} ⊙ (1 − s)),  s = σ({@beta} {x})"})
     attrs = {"beta": Attr("float", 1.0, "sharpness of the gate sigmoid(beta x)")}
 
     def forward(self, ctx, x):
@@ -155,6 +179,10 @@ class Sign(Op):
     """-1, 0 or 1; no gradient flows through it (its derivative is 0 almost everywhere)."""
 
     name = "sign"
+    rule = Rule("−1, 0 or 1 by the sign of each value; a step has no useful slope, so no "
+                "gradient flows back",
+                "{out} = sign({x})",
+                {})
     differentiable = False
 
     def forward(self, ctx, x):

@@ -5,7 +5,7 @@ the shared ``unbroadcast``.
 """
 from __future__ import annotations
 
-from .base import Op, broadcast_shapes, get_array_module, register, unbroadcast
+from .base import Op, broadcast_shapes, get_array_module, register, unbroadcast, Rule
 
 
 class Binary(Op):
@@ -39,6 +39,10 @@ class Add(Binary):
     """a + b (broadcasting)."""
 
     name = "add"
+    rule = Rule("adds element by element; the gradient is copied unchanged to both inputs "
+                "(summed over any axis that was broadcast, e.g. the batch axis for a bias)",
+                "{out} = {a} + {b}",
+                {"a": "{∂out}", "b": "{∂out}"})
 
     def forward(self, ctx, a, b):
         ctx.save(a.shape, b.shape)  # add's gradient needs only the shapes
@@ -54,6 +58,9 @@ class Sub(Binary):
     """a - b (broadcasting)."""
 
     name = "sub"
+    rule = Rule("subtracts; the gradient goes to a unchanged and to b with its sign flipped",
+                "{out} = {a} − {b}",
+                {"a": "{∂out}", "b": "−{∂out}"})
 
     def forward(self, ctx, a, b):
         ctx.save(a.shape, b.shape)
@@ -69,6 +76,10 @@ class Mul(Binary):
     """a * b (broadcasting)."""
 
     name = "mul"
+    rule = Rule("multiplies element by element; each input's gradient is the incoming gradient "
+                "times the other input",
+                "{out} = {a} ⊙ {b}",
+                {"a": "{∂out} ⊙ {b}", "b": "{∂out} ⊙ {a}"})
 
     def compute(self, a, b):
         return a * b
@@ -96,6 +107,9 @@ class Div(Binary):
     """
 
     name = "div"
+    rule = Rule("divides element by element",
+                "{out} = {a} / {b}",
+                {"a": "{∂out} / {b}", "b": "−{∂out} ⊙ {a} / {b}²"})
 
     def compute(self, a, b):
         if a.dtype.kind in "iu" and b.dtype.kind in "iu":
@@ -119,6 +133,9 @@ class Pow(Binary):
     """
 
     name = "pow"
+    rule = Rule("raises a to the power b",
+                "{out} = {a}^{b}",
+                {"a": "{∂out} ⊙ {b} ⊙ {a}^({b} − 1)", "b": "{∂out} ⊙ {out} ⊙ ln {a}"})
 
     def forward(self, ctx, a, b):
         if a.dtype.kind == "f" and b.dtype.kind in "iu":
@@ -167,6 +184,9 @@ class Neg(Op):
     """-x."""
 
     name = "neg"
+    rule = Rule("flips the sign; so does the gradient",
+                "{out} = −{x}",
+                {"x": "−{∂out}"})
 
     def forward(self, ctx, x):
         return -x
@@ -180,6 +200,9 @@ class Exp(Op):
     """e^x."""
 
     name = "exp"
+    rule = Rule("e to the power of each value; its slope is its own value",
+                "{out} = e^{x}",
+                {"x": "{∂out} ⊙ {out}"})
 
     def forward(self, ctx, x):
         y = get_array_module(x).exp(x)
@@ -196,6 +219,9 @@ class Log(Op):
     """Natural logarithm ln x."""
 
     name = "log"
+    rule = Rule("the natural logarithm; its slope is 1/x",
+                "{out} = ln {x}",
+                {"x": "{∂out} / {x}"})
 
     def forward(self, ctx, x):
         ctx.save(x)
@@ -211,6 +237,9 @@ class Sqrt(Op):
     """Square root."""
 
     name = "sqrt"
+    rule = Rule("the square root; its slope is 1/(2√x)",
+                "{out} = √{x}",
+                {"x": "{∂out} / (2 {out})"})
 
     def forward(self, ctx, x):
         y = get_array_module(x).sqrt(x)
@@ -227,6 +256,9 @@ class Square(Op):
     """x^2."""
 
     name = "square"
+    rule = Rule("squares each value; its slope is 2x",
+                "{out} = {x}²",
+                {"x": "2 {x} ⊙ {∂out}"})
 
     def forward(self, ctx, x):
         ctx.save(x)
@@ -242,6 +274,9 @@ class Abs(Op):
     """|x|, with gradient sign(x) (0 at 0)."""
 
     name = "abs"
+    rule = Rule("the absolute value; its slope is the sign of the input",
+                "{out} = |{x}|",
+                {"x": "{∂out} ⊙ sign({x})"})
 
     def forward(self, ctx, x):
         xp = get_array_module(x)

@@ -18,6 +18,7 @@ with the one shared :func:`unbroadcast`.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import ClassVar
 
 from ..backend import get_array_module  # noqa: F401  (ops import it from here)
@@ -32,6 +33,36 @@ AttrError = OptionError  # raised when a node's attributes do not fit its op's d
 
 class ShapeError(Exception):
     """Raised by shape rules; the graph adds the node, tensors and file location."""
+
+
+# ==== the local rule, as a teacher writes it =====================================================
+
+@dataclass(frozen=True)
+class Rule:
+    """An op's local rule in words and symbols: what the interactive page shows.
+
+    ``words``: what the op does and how its gradient flows, in one or two sentences.
+    ``forward``: the output as a formula; ``backward``: for each declared input name, the
+    formula of dL/d(input).  Formulas name tensors by tokens that the page fills in with
+    the node's own tensor names (or, for small tensors, their numbers):
+    ``{x}`` an input's value, ``{out}`` the output's, ``{∂x}`` and ``{∂out}`` their
+    gradients, ``{x.shape}`` a shape, ``{@alpha}`` an attribute's value, ``{self}`` the
+    input a backward line is about (for ``concat``'s any number of inputs).
+    """
+
+    words: str
+    forward: str
+    backward: dict = field(default_factory=dict)
+
+
+def rule_of(op) -> Rule:
+    """The op's :class:`Rule`; ops without one (custom ops) get the chain rule in general."""
+    if op.rule is not None:
+        return op.rule
+    names = [n.rstrip("?*") for n in op.inputs]
+    return Rule(op.doc or op.name,
+                "{out} = " + op.name + "(" + ", ".join("{%s}" % n for n in names) + ")",
+                {n: "{∂out} · ∂{out}/∂{%s}  (the op's own backward)" % n for n in names})
 
 
 # ==== the op base class ===========================================================================
@@ -65,6 +96,7 @@ class Op:
     doc: ClassVar[str] = ""
     differentiable: ClassVar[bool] = True  # False: no gradient flows through (``sign``)
     integer_inputs: ClassVar[tuple[int, ...]] = ()  # inputs that may hold class indices
+    rule: ClassVar[Rule | None] = None  # the local rule in words and symbols (see Rule)
 
     def __init__(self, **attrs):
         values = check_options(self.attrs, attrs, "attribute", f"op '{self.name}'",
@@ -182,7 +214,7 @@ def norm_axis(axis, ndim):
 
 __all__ = [
     "Attr", "AttrError", "Context", "Op", "Option", "OptionError", "REGISTRY", "REQUIRED",
-    "ShapeError",
+    "Rule", "ShapeError",
     "broadcast_shapes", "fmt_shape", "get_array_module", "get_op", "join_dim", "norm_axis",
-    "register", "same_dim", "unbroadcast",
+    "register", "rule_of", "same_dim", "unbroadcast",
 ]

@@ -24,7 +24,7 @@ offset's gradient slab back.
 """
 from __future__ import annotations
 
-from .base import Attr, AttrError, Op, ShapeError, fmt_shape, get_array_module, register
+from .base import Attr, AttrError, Op, ShapeError, fmt_shape, get_array_module, register, Rule
 from .base import same_dim
 
 
@@ -119,6 +119,14 @@ class Conv2D(Op):
 
     name = "conv2d"
     inputs = ("x", "w", "b?")
+    rule = Rule("slides each kernel over the image: every output pixel is a kernel times the "
+                "window of pixels under it; a weight's gradient sums, over all positions, the "
+                "incoming gradient times the pixel it saw",
+                "{out}[n,o] = Σ_c {w}[o,c] ⋆ {x}[n,c] + {b}[o]",
+                {"x": "Σ_o {∂out}[n,o] ⋆ᵀ {w}[o,c]  (each pixel collects from every window "
+                      "it was in)",
+                 "w": "Σ_n {∂out}[n,o] ⋆ {x}[n,c]",
+                 "b": "Σ_(n,r,s) {∂out}[n,o,r,s]"})
     attrs = {
         "stride": Attr("int", 1, "step between windows, in pixels"),
         "padding": Attr("int", 0, "zeros added on each side of H and W"),
@@ -246,6 +254,10 @@ class MaxPool2D(Pool2D):
     """
 
     name = "maxpool2d"
+    rule = Rule("keeps the largest value of each kernel × kernel window; the gradient goes only"
+                " to that value",
+                "{out} = max of each {@kernel}×{@kernel} window of {x}",
+                {"x": "{∂out} sent to each window's (first) maximum, 0 elsewhere"})
 
     def forward(self, ctx, x):
         xp = get_array_module(x)
@@ -278,6 +290,10 @@ class AvgPool2D(Pool2D):
     """Mean of each window (zero padding included in the count); each pixel gets gy / k^2."""
 
     name = "avgpool2d"
+    rule = Rule("averages each kernel × kernel window; the gradient is shared equally by the "
+                "window",
+                "{out} = mean of each {@kernel}×{@kernel} window of {x}",
+                {"x": "{∂out} / {@kernel}² spread over each window"})
 
     def forward(self, ctx, x):
         xp = get_array_module(x)

@@ -6,7 +6,7 @@ A layer weight is ``(in, out)``, so a dense layer is ``H = X W``.
 """
 from __future__ import annotations
 
-from .base import (Attr, Op, ShapeError, broadcast_shapes, fmt_shape, get_array_module,
+from .base import (Attr, Op, Rule, ShapeError, broadcast_shapes, fmt_shape, get_array_module,
                    register, same_dim, unbroadcast)
 
 
@@ -20,6 +20,10 @@ class MatMul(Op):
 
     name = "matmul"
     inputs = ("a", "b")
+    rule = Rule("the matrix product: each output entry is a row of a times a column of b; the "
+                "gradient flows back through the transposed other factor",
+                "{out} = {a} · {b}",
+                {"a": "{∂out} · {b}ᵀ", "b": "{a}ᵀ · {∂out}"})
 
     def infer(self, a, b):
         if len(a) == 0 or len(b) == 0:
@@ -66,6 +70,9 @@ class Transpose(Op):
     """Permute the axes: y.shape[i] = x.shape[perm[i]]; the gradient applies the inverse perm."""
 
     name = "transpose"
+    rule = Rule("reorders the axes; the gradient is reordered back",
+                "{out} = {x}ᵀ",
+                {"x": "{∂out}ᵀ  (axes put back)"})
     attrs = {"perm": Attr("ints", None, "new order of the axes; default: reverse them")}
 
     def _perm(self, ndim):

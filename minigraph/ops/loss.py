@@ -24,7 +24,7 @@ import math
 
 from ..errors import DataError
 from .activation import stable_sigmoid
-from .base import Attr, Op, ShapeError, fmt_shape, get_array_module, register, same_dim
+from .base import Attr, Op, ShapeError, fmt_shape, get_array_module, register, same_dim, Rule
 from .probability import log_softmax
 
 LOG_FLOOR = -100.0  # bce clamps ln p and ln(1 - p) here, as PyTorch does
@@ -86,6 +86,10 @@ class MSE(ElementLoss):
     """Mean squared error (p - t)^2; d/dp = 2 (p - t), d/dt = -2 (p - t)."""
 
     name = "mse"
+    rule = Rule("the mean squared error; n is the number of elements (1 with reduction sum)",
+                "{out} = (1/n) Σ ({pred} − {target})²",
+                {"pred": "2 ({pred} − {target}) / n ⊙ {∂out}",
+                 "target": "−2 ({pred} − {target}) / n ⊙ {∂out}"})
 
     def losses(self, pred, target):
         d = pred - target
@@ -100,6 +104,10 @@ class L1(ElementLoss):
     """Mean absolute error |p - t|; d/dp = sign(p - t) (0 where p = t), d/dt = -sign(p - t)."""
 
     name = "l1"
+    rule = Rule("the mean absolute error; n is the number of elements (1 with reduction sum)",
+                "{out} = (1/n) Σ |{pred} − {target}|",
+                {"pred": "sign({pred} − {target}) / n ⊙ {∂out}",
+                 "target": "−sign({pred} − {target}) / n ⊙ {∂out}"})
 
     def losses(self, pred, target):
         xp = get_array_module(pred)
@@ -124,6 +132,11 @@ class BCE(ElementLoss):
 
     name = "bce"
     inputs = ("prob", "target")
+    rule = Rule("binary cross-entropy of probabilities (ln clamped at −100); n is the number of"
+                " elements",
+                "{out} = −(1/n) Σ [{target} ln {prob} + (1 − {target}) ln(1 − {prob})]",
+                {"prob": "({prob} − {target}) / ({prob} (1 − {prob})) / n ⊙ {∂out}",
+                 "target": "(ln(1 − {prob}) − ln {prob}) / n ⊙ {∂out}"})
 
     def losses(self, prob, target):
         xp = get_array_module(prob)
@@ -147,6 +160,11 @@ class BCEWithLogits(ElementLoss):
 
     name = "bce_with_logits"
     inputs = ("logits", "target")
+    rule = Rule("binary cross-entropy of logits: bce(σ(z), t) without overflow; n is the number"
+                " of elements",
+                "{out} = (1/n) Σ [softplus({logits}) − {target} ⊙ {logits}]",
+                {"logits": "(σ({logits}) − {target}) / n ⊙ {∂out}",
+                 "target": "−{logits} / n ⊙ {∂out}"})
 
     def losses(self, z, target):
         xp = get_array_module(z)
@@ -292,6 +310,10 @@ class NLL(ClassLoss):
 
     name = "nll"
     inputs = ("log_probs", "labels", "weight?")
+    rule = Rule("the negative log-likelihood: minus the log-probability of each row's label, "
+                "averaged over the N rows",
+                "{out} = −(1/N) Σₙ {log_probs}[n, {labels}ₙ]",
+                {"log_probs": "−onehot({labels}) / N ⊙ {∂out}"})
 
 
 @register
@@ -303,6 +325,10 @@ class CrossEntropy(ClassLoss):
 
     name = "cross_entropy"
     inputs = ("logits", "labels", "weight?")
+    rule = Rule("softmax then negative log-likelihood, averaged over the N rows; the gradient "
+                "is the predicted probabilities minus the one-hot labels",
+                "{out} = −(1/N) Σₙ ln softmax({logits})[n, {labels}ₙ]",
+                {"logits": "(softmax({logits}) − onehot({labels})) / N ⊙ {∂out}"})
 
     def log_probs(self, logits):
         return log_softmax(logits, axis=-1)

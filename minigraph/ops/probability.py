@@ -12,7 +12,7 @@ Gradients (y = softmax, l = log_softmax, g = dL/dy or dL/dl, sums along the axis
 """
 from __future__ import annotations
 
-from .base import Attr, Op, get_array_module, norm_axis, register
+from .base import Attr, Op, get_array_module, norm_axis, register, Rule
 
 
 def log_softmax(x, axis=-1):
@@ -37,6 +37,9 @@ class Softmax(AlongAxis):
     """y_i = e^(x_i) / sum_j e^(x_j) along ``axis``."""
 
     name = "softmax"
+    rule = Rule("turns scores into probabilities that sum to 1 along the class axis",
+                "{out}ᵢ = e^{x}ᵢ / Σⱼ e^{x}ⱼ",
+                {"x": "{out} ⊙ ({∂out} − Σ {∂out} ⊙ {out})"})
 
     def forward(self, ctx, x):
         y = get_array_module(x).exp(log_softmax(x, self.axis))
@@ -53,6 +56,9 @@ class LogSoftmax(AlongAxis):
     """y_i = x_i - ln sum_j e^(x_j) along ``axis``."""
 
     name = "log_softmax"
+    rule = Rule("the logarithm of softmax, computed stably",
+                "{out} = {x} − ln Σⱼ e^{x}ⱼ",
+                {"x": "{∂out} − softmax({x}) ⊙ Σ {∂out}"})
 
     def forward(self, ctx, x):
         y = log_softmax(x, self.axis)

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Attr, Op, get_array_module, norm_axis, register
+from .base import Attr, Op, get_array_module, norm_axis, register, Rule
 
 REDUCE_ATTRS = {
     "axis": Attr("axis", None, "axis or list of axes to reduce; null = all"),
@@ -47,6 +47,10 @@ class Sum(Reduce):
     """y = sum of x over ``axis``."""
 
     name = "sum"
+    rule = Rule("adds up values over the chosen axes; the gradient is copied back to every "
+                "value that was added",
+                "{out} = Σ {x}",
+                {"x": "{∂out} copied to {x.shape}"})
 
     def forward(self, ctx, x):
         xp = get_array_module(x)
@@ -64,6 +68,10 @@ class Mean(Reduce):
     """y = (1/n) * sum of x over ``axis``, n = number of values averaged."""
 
     name = "mean"
+    rule = Rule("averages over the chosen axes; the gradient is copied back divided by the "
+                "count n",
+                "{out} = (1/n) Σ {x}",
+                {"x": "{∂out} / n copied to {x.shape}"})
 
     def forward(self, ctx, x):
         xp = get_array_module(x)
@@ -82,6 +90,10 @@ class Max(Reduce):
     """y = max of x over ``axis``; ties share the gradient equally."""
 
     name = "max"
+    rule = Rule("the largest value over the chosen axes; only the maximum gets the gradient "
+                "(ties share it)",
+                "{out} = max {x}",
+                {"x": "{∂out} where {x} is the maximum, 0 elsewhere"})
 
     def forward(self, ctx, x):
         xp = get_array_module(x)

@@ -10,7 +10,7 @@ run's generator ``ctx.rng`` (``rng.random(shape) >= p``), so a seeded run is rep
 """
 from __future__ import annotations
 
-from .base import Attr, AttrError, Op, register
+from .base import Attr, AttrError, Op, register, Rule
 
 
 @register
@@ -18,6 +18,10 @@ class Dropout(Op):
     """Zero each value with probability p while training (scaling the rest by 1/(1-p))."""
 
     name = "dropout"
+    rule = Rule("while training, zeroes each value with probability p and scales the rest by "
+                "1/(1 − p); the gradient takes the same mask",
+                "{out} = {x} ⊙ mask / (1 − {@p})",
+                {"x": "{∂out} ⊙ mask / (1 − {@p})"})
     attrs = {"p": Attr("float", 0.5, "probability of dropping a value, 0 <= p < 1")}
 
     def __init__(self, **attrs):

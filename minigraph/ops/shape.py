@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import math
 
-from .base import Attr, AttrError, Op, ShapeError, fmt_shape, get_array_module, join_dim
+from .base import Attr, AttrError, Op, ShapeError, fmt_shape, get_array_module, join_dim, Rule
 from .base import norm_axis, register, same_dim
 
 
@@ -27,6 +27,9 @@ class Reshape(Op):
     """Same values, new shape; one entry of ``shape`` may be -1 ("whatever is left")."""
 
     name = "reshape"
+    rule = Rule("the same numbers in a new shape; the gradient is reshaped back",
+                "{out} = {x} as {out.shape}",
+                {"x": "{∂out} as {x.shape}"})
     attrs = {"shape": Attr("ints", doc="the new shape; one entry may be -1")}
 
     def __init__(self, **attrs):
@@ -75,6 +78,9 @@ class Flatten(Op):
     """Merge the axes from ``start_axis`` on into one: (N, C, H, W) -> (N, C*H*W)."""
 
     name = "flatten"
+    rule = Rule("the same numbers with the trailing axes merged; the gradient is reshaped back",
+                "{out} = {x} as {out.shape}",
+                {"x": "{∂out} as {x.shape}"})
     attrs = {"start_axis": Attr("int", 1, "first axis to merge; the earlier ones are kept")}
 
     def _start(self, ndim):
@@ -114,6 +120,10 @@ class Concat(Op):
 
     name = "concat"
     inputs = ("xs*",)
+    rule = Rule("joins its inputs along one axis; each input gets back its own slice of the "
+                "gradient",
+                "{out} = concat({xs})",
+                {"xs": "the slice of {∂out} where {self} sits"})
     attrs = {"axis": Attr("int", -1, "the axis to join along; default -1 (the last)")}
 
     def infer(self, *shapes):
