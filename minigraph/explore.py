@@ -69,7 +69,7 @@ def page_html(source, *, params=None, trace=None, data_dir=None, rankdir: str = 
             "every epoch" if every == 1 else f"every {every} epochs")
     else:
         steps, note = _pass_steps(graph, params, data_dir, backend)
-    svg = GraphPicture(build_dot(graph, rankdir=rankdir, fit=None), graph.name).svg()
+    svg = GraphPicture(build_dot(graph, rankdir=rankdir, fit=None), graph.name).svg(hover=False)
     return build_page(graph, svg, steps, scale=scale, title=title, curve=curve, note=note)
 
 

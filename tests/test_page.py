@@ -102,7 +102,7 @@ def test_every_op_has_a_local_rule_naming_its_own_inputs():
                 else:
                     assert token in declared | {"out", "self"}, (name, token)
         if op.differentiable:
-            assert set(rule.backward) == declared - {"labels"}, name
+            assert set(rule.backward) == declared - {"labels", "weight"}, name  # (no gradient)
 
 
 def test_summaries_are_bounded_and_exact_when_small():

@@ -166,6 +166,11 @@ class Maximum(Binary):
     """
 
     name = "maximum"
+    rule = Rule("the larger of a and b, element by element; the gradient goes to the larger "
+                "one (half to each where they are equal)",
+                "{out} = max({a}, {b})",
+                {"a": "{∂out} where {a} > {b} (half where equal), 0 elsewhere",
+                 "b": "{∂out} where {b} > {a} (half where equal), 0 elsewhere"})
 
     def compute(self, a, b):
         return get_array_module(a, b).maximum(a, b)

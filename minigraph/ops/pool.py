@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import itertools
 
-from .base import Attr, AttrError, Op, ShapeError, fmt_shape, get_array_module, register
+from .base import Attr, AttrError, Op, Rule, ShapeError, fmt_shape, get_array_module, register
 from .conv import first_max
 
 
@@ -146,6 +146,10 @@ class MaxPool(Pool):
     """Maximum of each window over 1-3 spatial axes, PyTorch's MaxPoolNd (first maximum wins)."""
 
     name = "maxpool"
+    rule = Rule("keeps the largest value of each window (1 to 3 spatial axes); the gradient goes "
+                "only to that value",
+                "{out} = max of each {@kernel} window of {x}",
+                {"x": "{∂out} sent to each window's (first) maximum, 0 elsewhere"})
 
     def forward(self, ctx, x):
         xp = get_array_module(x)
@@ -175,6 +179,10 @@ class AvgPool(Pool):
     """Mean of each window over 1-3 spatial axes, PyTorch's AvgPoolNd."""
 
     name = "avgpool"
+    rule = Rule("averages each window (1 to 3 spatial axes); the gradient is shared equally by "
+                "the window's elements",
+                "{out} = mean of each {@kernel} window of {x}",
+                {"x": "{∂out} / (the window's count) spread over each window"})
     attrs = {**Pool.attrs,
              "count_include_pad": Attr("bool", True, "count explicit pads (as zeros) in the "
                                                      "mean; false: only real pixels")}

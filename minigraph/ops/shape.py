@@ -169,6 +169,8 @@ class Identity(Op):
     """y = x: the same values under a new name (PyTorch's ``nn.Identity``, ONNX's Identity)."""
 
     name = "identity"
+    rule = Rule("the same values under a new name; the gradient passes through unchanged",
+                "{out} = {x}", {"x": "{∂out}"})
 
     def forward(self, ctx, x):
         return x

@@ -241,11 +241,13 @@ class GraphPicture:
             return pipe(self.dot, fmt, dpi=(dpi or DEFAULT_DPI) * scale)
         return pipe(self.dot, fmt, scale=scale)
 
-    def svg(self) -> str:
-        """The SVG at natural size; hovering a node or edge shows its tooltip."""
+    def svg(self, hover: bool = True) -> str:
+        """The SVG at natural size; hovering a node or edge shows its tooltip -- or, with
+        ``hover=False``, Graphviz's own titles, the DOT ids (the interactive page finds its
+        elements by them and shows its own panel on hover)."""
         if self._svg is None:
-            self._svg = hover_titles(pipe(self.dot, "svg").decode("utf-8"))
-        return self._svg
+            self._svg = pipe(self.dot, "svg").decode("utf-8")
+        return hover_titles(self._svg) if hover else self._svg
 
     def save(self, path, format: str | None = None, *,  # noqa: A002 - the usual name
              dpi: float | None = None, size=None) -> Path:

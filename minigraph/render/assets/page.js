@@ -375,6 +375,11 @@
   svg.addEventListener("click", (ev) => {
     if (moved) return;
     const t = targetOf(ev);
+    const title = ev.target.closest && ev.target.closest("g.node");
+    if (title && /^t\d+$/.test(titleOf(title))) {  // a top-to-bottom drawing's layer title
+      toggleCluster(D.clusters["cluster_" + titleOf(title).slice(1)]);
+      return;
+    }
     if (!t) {
       const c = ev.target.closest && ev.target.closest("g.cluster");
       if (c) toggleCluster(c.dataset.group);
