@@ -43,24 +43,31 @@ def summary_text(summary) -> str:
 
 
 def ops_text(infos, width: int = 100) -> str:
-    """``minigraph ops``: one row per :class:`~minigraph.introspect.OpInfo`, the attributes and
-    the doc wrapped so that no line is wider than ``width`` (the terminal's)."""
+    """``minigraph ops``: one row per :class:`~minigraph.introspect.OpInfo`, the inputs, the
+    attributes and the doc wrapped so that no line is wider than ``width`` (the terminal's)."""
     rows = [[i.name + (" (layer)" if i.layer else ""), i.inputs, i.attrs or "-", i.doc]
             for i in infos]
-    fixed = [max(len(h), *(len(r[c]) for r in rows)) for c, h in enumerate(("op", "inputs"))]
-    room = max(width - sum(fixed) - 6, 30)  # what the last two columns share
-    longest = max(len(a) for r in rows for a in r[2].split(", "))  # never cut one attribute
-    attr_w = max(min(max(len(r[2]) for r in rows), room // 3), longest)
-    wrapped = [textwrap.wrap(r[2], attr_w, break_long_words=False) or [""] for r in rows]
-    doc_w = max(room - max(len(line) for a in wrapped for line in a), 18)
+    name_w = max(len("op"), *(len(r[0]) for r in rows))
+    ins = _wrap_lists([r[1] for r in rows], 20)
+    room = max(width - name_w - max(len(line) for a in ins for line in a) - 6, 30)
+    attrs = _wrap_lists([r[2] for r in rows], room // 3)
+    doc_w = max(room - max(len(line) for a in attrs for line in a), 18)
     lines = []
-    for (name, inputs, attrs, doc), a in zip(rows, wrapped):
+    for (name, _, _, doc), i, a in zip(rows, ins, attrs):
         d = textwrap.wrap(doc, doc_w) or [""]
-        for k in range(max(len(a), len(d))):
-            lines.append([name if k == 0 else "", inputs if k == 0 else "",
+        for k in range(max(len(i), len(a), len(d))):
+            lines.append([name if k == 0 else "", i[k] if k < len(i) else "",
                           a[k] if k < len(a) else "", d[k] if k < len(d) else ""])
     return table(["op", "inputs", "attributes", "what it does"], lines) + \
         "\n\n'minigraph ops NAME' shows one op in full."
+
+
+def _wrap_lists(texts, at_most: int) -> list:
+    """Each comma-separated list wrapped to one width for all: the longest list's length up
+    to ``at_most``, but never cutting an item."""
+    longest = max(len(item) for t in texts for item in t.split(", "))
+    w = max(min(max(len(t) for t in texts), at_most), longest)
+    return [textwrap.wrap(t, w, break_long_words=False) or [""] for t in texts]
 
 
 def op_doc_text(doc, width: int = 100) -> str:

@@ -467,19 +467,10 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
         from .notebook import notebook_progress
 
         callback = notebook_progress()
-    if save:
-        check_save_target(save)
-    if log:
-        _check_log_target(log)
-    if trace_every is not None and not trace:
-        raise MinigraphError("--trace-every needs --trace FILE: the trace to record")
+    _check_targets(save, log, trace, trace_every)
     if graph.spec.train is None and train is None:
-        given = [f"--{k.replace('_', '-')}" for k, v in (("epochs", epochs), (
-            "batch_size", batch_size), ("lr", lr), ("save", save), ("log", log),
-            ("distributed", distributed), ("trace", trace)) if v]
-        if given:
-            raise MinigraphError(f"model '{graph.name}' has no train section, so "
-                                 f"{', '.join(given)} cannot apply: it runs one forward pass")
+        _refuse_training_flags(graph, epochs=epochs, batch_size=batch_size, lr=lr, save=save,
+                               log=log, distributed=distributed, trace=trace)
         ckpt = load_checkpoint(load, params=_param_shapes(graph)) if load else None
         return _forward_only(graph, backend, seed, ckpt.params if ckpt else None, data_dir)
     flags = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "seed": seed}
@@ -507,11 +498,35 @@ def run_model(source, *, epochs=None, batch_size=None, lr=None, seed=None, backe
     result.epoch = trainer.epoch
     if trace:
         result.trace = str(recorder.save(trace))
-    n = num_examples(trainer.train_data)
-    if n <= 16 and not history.interrupted:
-        host = {k: to_numpy(v) for k, v in trainer.train_data.items()}
-        result.table = {**host, **trainer.predict(host)}
+    if not history.interrupted:
+        result.table = _small_table(trainer)
     return result
+
+
+def _small_table(trainer):
+    """Inputs, targets and predictions of a training set of at most 16 examples, else None."""
+    if num_examples(trainer.train_data) > 16:
+        return None
+    host = {k: to_numpy(v) for k, v in trainer.train_data.items()}
+    return {**host, **trainer.predict(host)}
+
+
+def _check_targets(save, log, trace, trace_every) -> None:
+    """The files a run will write can be written (checked before it starts)."""
+    if save:
+        check_save_target(save)
+    if log:
+        _check_log_target(log)
+    if trace_every is not None and not trace:
+        raise MinigraphError("--trace-every needs --trace FILE: the trace to record")
+
+
+def _refuse_training_flags(graph, **flags) -> None:
+    """A model without a train section runs one pass: flags about training cannot apply."""
+    given = [f"--{k.replace('_', '-')}" for k, v in flags.items() if v]
+    if given:
+        raise MinigraphError(f"model '{graph.name}' has no train section, so "
+                             f"{', '.join(given)} cannot apply: it runs one forward pass")
 
 
 def _check_log_target(log) -> None:
