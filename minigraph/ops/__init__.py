@@ -5,5 +5,6 @@ the decorator for new ops (built-in or custom)."""
 from .base import REGISTRY, Attr, Context, Op, ShapeError, get_op, register, unbroadcast
 from . import arithmetic  # noqa: F401  (each import registers a family of ops)
 from . import linalg, shape, reduce, activation, probability, conv, regularization, loss  # noqa: F401,E501
+from . import sequence, recurrent, recurrent_layers  # noqa: F401  (slice, stack; rnn, lstm, gru)
 
 __all__ = ["Attr", "Context", "Op", "REGISTRY", "ShapeError", "get_op", "register", "unbroadcast"]
