@@ -100,12 +100,17 @@ def torch_run(op, params, feeds, H, return_sequences):
     return out.detach().numpy(), grads
 
 
-@pytest.mark.parametrize("cell", ["compact", "primitive"])
+# every size with the compact cells; the primitive unroll on one size (it equals the compact
+# form everywhere: test_compact_cells_equal_the_primitive_unroll)
+FORMS = [(sizes, "compact") for sizes in SIZES] + [(SIZES[2], "primitive")]
+
+
 @pytest.mark.parametrize("initial", [False, True], ids=["zero-state", "initial-state"])
 @pytest.mark.parametrize("return_sequences", [False, True], ids=["last", "sequences"])
-@pytest.mark.parametrize("sizes", SIZES, ids=lambda s: "T{}-F{}-H{}-B{}".format(*s))
+@pytest.mark.parametrize("sizes, cell", FORMS,
+                         ids=lambda v: "T{}-F{}-H{}-B{}".format(*v) if isinstance(v, tuple) else v)
 @pytest.mark.parametrize("op", ["rnn", "lstm", "gru"])
-def test_matches_pytorch(op, sizes, return_sequences, initial, cell):
+def test_matches_pytorch(op, sizes, cell, return_sequences, initial):
     pytest.importorskip("torch", reason="PyTorch not installed: parity tests need `make torch`")
     T, F, H, batch = sizes
     feeds = make_feeds(op, T, F, H, batch, initial)
@@ -114,9 +119,11 @@ def test_matches_pytorch(op, sizes, return_sequences, initial, cell):
     params = {k: model.value(k) for k in model.params}
     want, want_grads = torch_run(op, params, feeds, H, return_sequences)
     np.testing.assert_allclose(out, want, rtol=1e-6, atol=1e-12)
-    assert sorted(grads) == sorted(want_grads)
-    for name, g in grads.items():
-        np.testing.assert_allclose(g, want_grads[name], rtol=1e-6, atol=1e-12, err_msg=name)
+    assert set(grads) <= set(want_grads)
+    for name, want_grad in want_grads.items():
+        # U is never read when T = 1 and h0 = 0: no gradient here, zeros in PyTorch
+        g = grads.get(name, np.zeros_like(want_grad))
+        np.testing.assert_allclose(g, want_grad, rtol=1e-6, atol=1e-12, err_msg=name)
 
 
 # ==== without PyTorch ==============================================================================
