@@ -89,6 +89,7 @@ from __future__ import annotations
 
 from .batches import iterate_batches, num_examples
 from .generators import GENERATORS
+from .series import SERIES  # registers the series generators (sine, drive)
 from .mnist import DEFAULT_MNIST_DIR, MNIST_FILES, mnist_files
 from .sources import DataSplits, load_data
 
@@ -99,6 +100,7 @@ __all__ = [
     "num_examples",
     "mnist_files",
     "GENERATORS",
+    "SERIES",
     "MNIST_FILES",
     "DEFAULT_MNIST_DIR",
 ]
