@@ -210,6 +210,17 @@ class LSTM(Recurrent):
     gates = 4
     inputs = ("x", "h0?", "c0?")
     state_inputs = ("h0", "c0")
+    attrs = {**Recurrent.attrs,
+             "forget_bias": Attr("float", None, "start b at 0 but for the forget gate's F "
+                                                "(1 is the usual choice: remember by default)")}
+
+    def _params(self, name, features):
+        params = super()._params(name, features)
+        if self.forget_bias is not None:
+            H = self.units
+            start = [0.0] * H + [self.forget_bias] * H + [0.0] * (2 * H)
+            params[f"{name}.b"] = ((4 * H,), {"value": start})
+        return params
 
     def _initial_state(self, unroll, name, shapes, inputs):
         if len(inputs) == 1:
