@@ -7,6 +7,7 @@ eval, check, summary, ops; ``render_cmds.py``: render, plot; ``text.py``: result
 from .commands import check, eval_, ops, run, summary
 from .main import main
 from .render_cmds import plot, render
+from . import bptt_cmd  # noqa: F401  (adds `plot bptt`)
 
 for _command in (check, summary, ops, run, eval_, render, plot):
     main.add_command(_command)

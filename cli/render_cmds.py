@@ -48,7 +48,11 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
               show_default=True, help="Gradients below this are drawn as vanishing.")
 @click.option("--exploding", type=click.FloatRange(min=0, min_open=True), default=1e3,
               show_default=True, help="Gradients above this are drawn as exploding.")
-def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing, exploding):
+@click.option("--expand", "expand", multiple=True, metavar="LAYER",
+              help="Draw every step of this recurrent layer (default: the first two, "
+                   "'... N more steps ...', the last two). Repeat for several layers.")
+def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing, exploding,
+           expand):
     """Draw MODEL's graph; with --values/--grads, one pass's values and gradients.
 
     Pictures come from the system's Graphviz `dot` when installed, else from graphviz-pure
@@ -59,13 +63,14 @@ def render(model, values, grads, params, out, fmt, rankdir, data_dir, vanishing,
       minigraph render models/xor.yaml
       minigraph render models/xor.yaml --grads -o xor.svg
       minigraph render models/circles.yaml --grads --params circles.npz -o circles.png
+      minigraph render models/lstm_weather.yaml --grads --expand lstm1
     """
     from minigraph.api import draw
 
     path, fmt = _picture_path(model, out, fmt)
     picture = draw(model, values=values or grads or bool(params), grads=grads, params=params,
                    data_dir=data_dir, rankdir=rankdir.upper(), vanishing=vanishing,
-                   exploding=exploding)
+                   exploding=exploding, expand=expand)
     picture.save(path, fmt)
     click.echo(f"wrote {path}")
 

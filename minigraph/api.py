@@ -33,6 +33,7 @@ from .graph import Graph, build_graph
 from .loader import read_file
 from .optim import make_optimizer
 from .render import FIT_SIZE, GradScale, GraphPicture, Snapshot, build_dot
+from .render.collapse import collapse_steps
 from .spec import ModelSpec, dump_json, dump_yaml, parse_spec, spec_from_dict
 from .train import History, Trainer, check_training, scalar, train_config
 
@@ -208,13 +209,15 @@ def snapshot(model: Model, note: str = "") -> Snapshot:
 def draw(source, *, values: bool = False, grads: bool = False, params=None, feeds=None,
          data_dir=None, rankdir: str = "LR", vanishing: float = 1e-7, exploding: float = 1e3,
          legend: bool = True, title: str | None = None, fit: str | None = FIT_SIZE,
-         backend=None) -> GraphPicture:
+         backend=None, expand=()) -> GraphPicture:
     """Draw a model (path, dict, Graph or Model).
 
     Without ``values``/``grads`` only the structure is drawn (no data needed).  ``grads``
     implies ``values``: one forward and backward pass on the first training batch (or
     ``feeds``), with ``params`` (a dict or a checkpoint path) instead of fresh ones if given.
-    A Model that has already run is drawn with its own last pass.
+    A Model that has already run is drawn with its own last pass.  A recurrent layer is
+    drawn with its first and last two steps (:func:`~minigraph.render.collapse.collapse_steps`)
+    unless it is named in ``expand``.
     """
     scale = GradScale(vanishing, exploding)
     shot = None
@@ -233,8 +236,8 @@ def draw(source, *, values: bool = False, grads: bool = False, params=None, feed
         shot = snapshot(model, note)
     else:
         graph = source.graph if isinstance(source, Model) else load_graph(source)
-    dot = build_dot(graph, shot, rankdir=rankdir, scale=scale, title=title, legend=legend,
-                    fit=fit)
+    dot = build_dot(collapse_steps(graph, expand), shot, rankdir=rankdir, scale=scale,
+                    title=title, legend=legend, fit=fit)
     return GraphPicture(dot, graph.name)
 
 
