@@ -79,6 +79,8 @@ def test_weather_columns_by_name_and_the_persistence_baseline():
     ({"generator": "sine", "window": {"size": 3, "sise": 2}}, ModelError, "did you mean 'size'"),
     ({"generator": "sine", "window": {"horizon": 2}}, ModelError, "needs key 'size'"),
     ({"generator": "sine", "n": 10, "window": {"size": 10}}, DataError, "give no window"),
+    ({"generator": "sine", "n": 1000000, "window": {"size": 300}}, ModelError,
+     "more than the limit"),  # refused before the windows are allocated
     ({"generator": "sine", "window": {"size": 3}, "test_fraction": 0.2, "split_seed": 1},
      ModelError, "splits by time"),
     ({"file": str(WEATHER), "window": {"size": 3, "features": ["temp_mx"]}}, DataError,

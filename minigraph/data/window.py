@@ -181,6 +181,11 @@ def load_windowed(ctx: SplitContext, source) -> tuple:
     if opts["standardize"]:
         mean, std = table[:cut].mean(axis=0), table[:cut].std(axis=0)
         table = (table - mean) / np.where(std > 0, std, 1.0)
+    count = max(0, (len(table) - opts["horizon"] - opts["size"]) // opts["stride"] + 1)
+    if count * opts["size"] * len(features) > limits.MAX_ELEMENTS:
+        raise ctx.model_error(f"{ctx.where()}.window: {count:,} windows of {opts['size']:,} "
+                              f"steps x {len(features)} features would hold more than the "
+                              f"limit of {limits.MAX_ELEMENTS:,} numbers", "window", "size")
     names = ctx.names(source)
     parts, baselines = [], {}
     for part, rows in (("", table[:cut]), ("test_", table[cut:] if fraction else None)):
