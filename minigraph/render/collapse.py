@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import re
+from types import MappingProxyType
 
 from ..errors import MinigraphError, did_you_mean
 
@@ -26,7 +27,7 @@ KEEP = 2  # steps drawn at each end
 class HiddenSteps:
     """The op of the node that stands in for hidden steps (drawn as its ``name``)."""
 
-    attrs: dict = {}
+    attrs = MappingProxyType({})  # no attributes to show
 
     def __init__(self, count: int):
         self.name = f"... {count} more step{'s' if count != 1 else ''} ..."
