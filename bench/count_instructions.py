@@ -23,7 +23,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-DEFAULT_STEPS = {"xor": 1000, "mlp": 20, "cnn": 2}
+DEFAULT_STEPS = {"xor": 1000, "mlp": 20, "cnn": 2, "lstm": 10}
 
 
 def child(workload: str, impl: str, steps: int) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 
 from common import BENCH_DIR, fmt_time, machine_info, ratio_cells
 
-WORKLOADS = ("xor", "mlp", "cnn")
+WORKLOADS = ("xor", "mlp", "cnn", "lstm")
 DEFAULT_OUT = BENCH_DIR / "results" / "latest.json"
 
 

@@ -9,6 +9,7 @@ from .main import main
 from .page_cmds import view
 from .render_cmds import plot, render
 from .onnx_cmds import export, import_
+from . import bptt_cmd  # noqa: F401  (adds `plot bptt`)
 
 for _command in (check, summary, ops, run, eval_, render, plot):
     main.add_command(_command)

@@ -68,8 +68,11 @@ def _picture_path(model: str, out: str | None, fmt: str | None) -> tuple:
                    "marked 'large' (an absolute band: judge it against the loss's scale).")
 @click.option("--trace", type=click.Path(dir_okay=False),
               help="With --format html: a `run --trace` file to scrub through.")
+@click.option("--expand", "expand", multiple=True, metavar="LAYER",
+              help="Draw every step of this recurrent layer (default: the first two, "
+                   "'... N more steps ...', the last two). Repeat for several layers.")
 def render(model, values, grads, params, out, fmt, dpi, size, all_grads, rankdir, data_dir,
-           vanishing, exploding, trace=None):
+           vanishing, exploding, trace=None, expand=()):
     """Draw MODEL's graph; with --values/--grads, one pass's values and gradients.
 
     Pictures come from the system's Graphviz `dot` when installed, else from graphviz-pure
@@ -85,6 +88,7 @@ def render(model, values, grads, params, out, fmt, dpi, size, all_grads, rankdir
       minigraph render models/circles.yaml --grads --params circles.npz -o circles.png
       minigraph render models/mnist_cnn_deep.yaml --rankdir TB --size 12,8 -o deep.png
       minigraph render models/xor.yaml --format html -o xor.html
+      minigraph render models/lstm_weather.yaml --grads --expand lstm1
     """
     from minigraph.api import draw
 
@@ -105,7 +109,7 @@ def render(model, values, grads, params, out, fmt, dpi, size, all_grads, rankdir
     size = parse_size(size)
     picture = draw(model, values=values or grads or bool(params), grads=grads, params=params,
                    data_dir=data_dir, rankdir=rankdir.upper(), vanishing=vanishing,
-                   exploding=exploding, all_grads=all_grads)
+                   exploding=exploding, all_grads=all_grads, expand=expand)
     picture.save(path, fmt, dpi=dpi, size=size)
     pixels = png_size(path.read_bytes()[:24]) if fmt == "png" else None
     click.echo(f"wrote {path}" + (f" ({pixels[0]} x {pixels[1]} px)" if pixels else ""))

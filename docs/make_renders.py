@@ -27,7 +27,8 @@ DOCS = ROOT / "docs"
 ORDER = ["backprop_basics", "chain_rule", "or_perceptron", "xor_handset", "xor_single_layer",
          "xor", "xor_wide_deep", "linear_regression", "multivariable_regression", "noisy_line",
          "polynomial_regression", "circles", "mnist_softmax", "mnist_mlp", "mnist_cnn",
-         "mnist_cnn_deep", "optimizer_race", "autoencoder"]
+         "mnist_cnn_deep", "optimizer_race", "autoencoder",
+         "rnn_sine", "lstm_windows", "lstm_weather", "memory_rnn", "memory_lstm"]
 
 
 def model_files() -> list:
@@ -85,9 +86,20 @@ def make_plots(out_dir: Path) -> list:
     plot_optimizer_race(MODELS / "optimizer_race.yaml", out_dir / "optimizer_race.png")
     made.append(("optimizer_race.png", "optimizer_race: nine optimizers on Beale's function "
                                        "(each with its default learning rate)"))
+    made += make_recurrent_plots(out_dir)
     for name, _ in made:
         print(f"docs/plots/{name}")
     return made
+
+
+def make_recurrent_plots(out_dir: Path) -> list:
+    """Backpropagation through time: the RNN's gradient vanishing beside the LSTM's."""
+    from minigraph.bptt import plot_bptt
+
+    plot_bptt([MODELS / "memory_rnn.yaml", MODELS / "memory_lstm.yaml"],
+              out_dir / "memory_bptt.png")
+    return [("memory_bptt.png", "memory_rnn against memory_lstm: mean |dL/dx_t| per step t "
+                                "(`minigraph plot bptt`), on a log scale")]
 
 
 def write_index(rows: list, plots: list) -> None:

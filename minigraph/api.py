@@ -35,6 +35,7 @@ from .graph import Graph, build_graph
 from .loader import read_file
 from .optim import make_optimizer
 from .render import GradScale, GraphPicture, Snapshot, auto_picture, build_dot
+from .render.collapse import collapse_steps
 from .spec import ModelSpec, dump_json, dump_yaml, parse_spec, spec_from_dict
 from .trace import TraceRecorder
 from .train import History, Trainer, check_training, scalar, train_config
@@ -252,7 +253,7 @@ def snapshot(model: Model, note: str = "") -> Snapshot:
 def draw(source, *, values: bool = False, grads: bool = False, params=None, feeds=None,
          data_dir=None, rankdir: str = "auto", vanishing: float = 1e-7, exploding: float = 1e3,
          legend: bool = True, title: str | None = None, fit: str | None = None,
-         backend=None, all_grads: bool = False) -> GraphPicture:
+         backend=None, all_grads: bool = False, expand=()) -> GraphPicture:
     """Draw a model (path, dict, Graph or Model).
 
     Without ``values``/``grads`` only the structure is drawn (no data needed).  ``grads``
@@ -263,6 +264,8 @@ def draw(source, *, values: bool = False, grads: bool = False, params=None, feed
     picture has its natural size (``fit``, "W,H" inches, shrinks it in Graphviz; better:
     ``picture.save(path, size=...)``, which keeps the text readable).  ``rankdir`` "LR" or
     "TB"; "auto" is left to right while that fits a 1920-px screen, else top to bottom.
+    A recurrent layer is drawn with its first and last two steps
+    (:func:`~minigraph.render.collapse.collapse_steps`) unless it is named in ``expand``.
     """
     scale = GradScale(vanishing, exploding)
     shot = None
@@ -281,8 +284,10 @@ def draw(source, *, values: bool = False, grads: bool = False, params=None, feed
         shot = snapshot(model, note)
     else:
         graph = source.graph if isinstance(source, Model) else load_graph(source)
+    drawn = collapse_steps(graph, expand)
+
     def make(direction):
-        return build_dot(graph, shot, rankdir=direction, scale=scale, title=title,
+        return build_dot(drawn, shot, rankdir=direction, scale=scale, title=title,
                          legend=legend, fit=fit, all_grads=all_grads)
 
     if str(rankdir).lower() == "auto":

@@ -289,7 +289,7 @@ def _add_layer_params(spec, node: NodeSpec, new_params: dict, tensors: dict, pro
 
 def _add_layer_nodes(spec, node: NodeSpec, new_nodes: list, tensors: dict, nodes: list) -> None:
     """The primitives a layer expands into, each bound and shape-checked, in their order."""
-    for sub_name, op_name, sub_inputs, sub_out, attrs in new_nodes:
+    for sub_name, op_name, sub_inputs, sub_out, attrs, *group in new_nodes:
         sub_inputs = [node.inputs[0] if t is None else t for t in sub_inputs]
         try:
             sub_op = REGISTRY[op_name](**attrs)
@@ -297,15 +297,17 @@ def _add_layer_nodes(spec, node: NodeSpec, new_nodes: list, tensors: dict, nodes
             _fail(spec, f"node '{node.name}' ({node.op}): {exc}", node, "attrs")
         shape = _infer(spec, node, sub_op, sub_name, sub_inputs, tensors)
         tensors[sub_out] = Tensor(sub_out, "node", shape, "float32", sub_name)
-        nodes.append(Node(sub_name, sub_op, sub_inputs, [sub_out], node.name, node))
+        nodes.append(Node(sub_name, sub_op, sub_inputs, [sub_out],
+                          group[0] if group else node.name, node))
 
 
 def _expand_layer(spec, node: NodeSpec, op, tensors: dict, producers: dict, params: dict,
                   nodes: list) -> None:
     """A layer file node: its new params, then its primitives (grouped under its name)."""
     try:
-        new_params, new_nodes = op.expand(node.name, tensors[node.inputs[0]].shape,
-                                          node.outputs[0])
+        new_params, new_nodes = op.expand_inputs(
+            node.name, [tensors[t].shape for t in node.inputs], list(node.inputs),
+            node.outputs[0])
     except ShapeError as exc:
         _fail(spec, f"node '{node.name}' ({node.op}): {exc}", node, "op")
     _add_layer_params(spec, node, new_params, tensors, producers, params)

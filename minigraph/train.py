@@ -482,6 +482,7 @@ class Trainer:
         self.history = None  # the History of the last (or current) fit()
         self.batch_hooks = []  # fit()'s callbacks' on_batch_end(step, logs)
         self._move_data(data)
+        self.baselines = dict(data.baselines)  # e.g. persistence_mse of windowed data
         self.targets = _targets_of(graph)
         self.prediction = graph.outputs[0] if graph.outputs else None
         if checkpoint is not None:
@@ -625,6 +626,7 @@ class Trainer:
         if self.test_data is not None:
             for key, value in self.evaluate(self.test_data).items():
                 record[f"test_{key}"] = value
+        record.update(self.baselines)  # the same every epoch: what the model must beat
         record["lr"] = self.optimizer.lr
         record["seconds"] = time.perf_counter() - start
         return record

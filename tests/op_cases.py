@@ -496,3 +496,64 @@ CASES["nll"] += [
 ]
 CASES["maximum"] = binary_cases(np.maximum) + [
     Case((np.array([1.0, 2.0, -3.0]), np.array([1.0, -2.0, 0.0])), np.maximum, id="ties")]
+
+
+# ==== sequence ops and recurrent cells (issue 15) ================================================
+
+def ref_rnn_cell(x, W, b, U=None, h=None):
+    return np.tanh(x @ W + b + (0 if h is None else h @ U))
+
+
+def ref_lstm_cell(x, W, b, U=None, s=None):
+    """Gates i, f, g, o; the state s = [h | c]."""
+    n = W.shape[1] // 4
+    h, c = (0, 0) if s is None else (s[:, :n], s[:, n:])
+    a = x @ W + b + (0 if s is None else h @ U)
+    i, f, g, o = (a[:, k * n:(k + 1) * n] for k in range(4))
+    c = ref_sigmoid(f) * c + ref_sigmoid(i) * np.tanh(g)
+    return np.concatenate([ref_sigmoid(o) * np.tanh(c), c], axis=1)
+
+
+def ref_gru_cell(x, W, b, bh, U=None, h=None):
+    """Gates r, z, n as PyTorch: n = tanh(x W_n + b_n + r (h U_n + bh_n))."""
+    n = W.shape[1] // 3
+    xa = x @ W + b
+    ha = bh + (0 if h is None else h @ U)
+    r = ref_sigmoid(xa[:, :n] + ha[..., :n])
+    z = ref_sigmoid(xa[:, n:2 * n] + ha[..., n:2 * n])
+    cand = np.tanh(xa[:, 2 * n:] + r * ha[..., 2 * n:])
+    return (1 - z) * cand + z * (0 if h is None else h)
+
+
+x_seq = randn(2, 5, 3)
+CASES.update({
+    "slice": [
+        Case((x_seq,), lambda x: x[:, 2], {"axis": 1, "index": 2}, id="index"),
+        Case((x_seq,), lambda x: x[:, -1], {"axis": 1, "index": -1}, id="index-last"),
+        Case((x_seq,), lambda x: x[..., 1:3], {"axis": -1, "start": 1, "stop": 3}, id="range"),
+        Case((x_seq,), lambda x: x[:, ::2], {"axis": 1, "step": 2}, id="step"),
+        Case((randn(6),), lambda x: x[-4:-1], {"start": -4, "stop": -1}, id="negative-1d"),
+    ],
+    "stack": [
+        Case((randn(2, 3), randn(2, 3), randn(2, 3)), lambda *xs: np.stack(xs), id="axis0"),
+        Case((randn(2, 3), randn(2, 3)), lambda *xs: np.stack(xs, 1), {"axis": 1}, id="axis1"),
+        Case((randn(2, 3), randn(2, 3)), lambda *xs: np.stack(xs, -1), {"axis": -1},
+             id="last"),
+        Case((randn(4),), lambda x: x[None], id="single"),
+    ],
+    "rnn_cell": [
+        Case((randn(3, 2), randn(2, 4), randn(4)), ref_rnn_cell, id="zero-state"),
+        Case((randn(3, 2), randn(2, 4), randn(4), randn(4, 4), randn(3, 4)), ref_rnn_cell,
+             id="state"),
+    ],
+    "lstm_cell": [
+        Case((randn(3, 2), randn(2, 12), randn(12)), ref_lstm_cell, id="zero-state"),
+        Case((randn(3, 2), randn(2, 12), randn(12), randn(3, 12), randn(3, 6)), ref_lstm_cell,
+             id="state"),
+    ],
+    "gru_cell": [
+        Case((randn(3, 2), randn(2, 9), randn(9), randn(9)), ref_gru_cell, id="zero-state"),
+        Case((randn(3, 2), randn(2, 9), randn(9), randn(9), randn(3, 9), randn(3, 3)),
+             ref_gru_cell, id="state"),
+    ],
+})

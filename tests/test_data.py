@@ -201,7 +201,8 @@ def test_random_generators_shapes_and_seeds(name):
 
 
 def test_every_generator_is_tested():
-    assert set(GENERATORS) == set(SHAPES) | {"xor", "and", "or", "nand", "spiral"}
+    assert set(GENERATORS) == set(SHAPES) | {"xor", "and", "or", "nand", "spiral",
+                                             "sine", "drive"}  # tests/test_window.py
 
 
 def test_circles_balance_and_radii():

@@ -461,6 +461,39 @@ ROWS: list[Row] = [
 ]
 
 
+# -- sequence ops and recurrent cells (issue 15) ----------------------------------------------
+SAT_GATES = "saturated gates: sigmoid and tanh within 1e-8 of their asymptotes, so rounding " \
+            "hides the change of a central difference"
+cell_x = A([20.0, -30.0], [-1000.0, 50.0], [0.5, -0.25])  # x W reaches |a| = 20 ... 1000
+ROWS += [
+    Row("slice", (SPECIAL.reshape(3, 3),), {"axis": 1, "index": 1}, id="specials-index",
+        fd=SPECIALS),
+    Row("slice", (SPECIAL.reshape(3, 3),), {"axis": 0, "start": 1, "step": 1},
+        id="specials-range", fd=SPECIALS),
+    Row("slice", (HUGE_TINY[:4].reshape(2, 2),), {"axis": -1, "start": -1}, id="huge-tiny",
+        fd_h=(rel,)),
+    Row("stack", (SPECIAL.reshape(3, 3), HUGE_TINY[:3].reshape(1, 3).repeat(3, 0)),
+        {"axis": 1}, id="specials", fd=SPECIALS),
+    Row("stack", (HUGE_TINY[:4].reshape(2, 2), HUGE_TINY[1:].reshape(2, 2)), id="huge-tiny",
+        fd_h=(rel, rel)),
+    *[row for name, cols, extra in (("rnn_cell", 2, ()), ("lstm_cell", 8, ()),
+                                    ("gru_cell", 6, (A(*rng.standard_normal(6)),)))
+      for width in [cols // {"rnn_cell": 1, "lstm_cell": 4, "gru_cell": 3}[name]]
+      for state_cols in [2 * width if name == "lstm_cell" else width]
+      for row in [
+          Row(name, (cell_x, rng.standard_normal((2, cols)), A(*rng.standard_normal(cols)),
+                     *extra), id="saturated", tol=10, fd=SAT_GATES),
+          Row(name, (cell_x, rng.standard_normal((2, cols)), A(*rng.standard_normal(cols)),
+                     *extra, rng.standard_normal((width, cols)) * 30,
+                     rng.standard_normal((3, state_cols)) * 30),
+              id="saturated-state", tol=10, fd=SAT_GATES),
+          Row(name, (cell_x * 1e-3, rng.standard_normal((2, cols)), A(*rng.standard_normal(cols)),
+                     *extra, rng.standard_normal((width, cols)),
+                     rng.standard_normal((3, state_cols))), id="moderate-state", tol=10),
+      ]],
+]
+
+
 # ==== running minigraph ===========================================================================
 
 def cast(x, dtype):
@@ -611,6 +644,40 @@ TORCH: dict[str, Callable] = {
 }
 
 
+def _slice_key(a, ndim):
+    axis = a.get("axis", 0) % ndim
+    cut = a["index"] if a.get("index") is not None else slice(a.get("start"), a.get("stop"),
+                                                              a.get("step"))
+    return (slice(None),) * axis + (cut,)
+
+
+def _torch_lstm_cell(a, x, W, b, U=None, s=None):
+    n = W.shape[1] // 4
+    pre = x @ W + b + (0 if s is None else s[:, :n] @ U)
+    i, f, g, o = (pre[:, k * n:(k + 1) * n] for k in range(4))
+    c = torch.sigmoid(i) * torch.tanh(g) + (0 if s is None else torch.sigmoid(f) * s[:, n:])
+    return torch.cat([torch.sigmoid(o) * torch.tanh(c), c], dim=1)
+
+
+def _torch_gru_cell(a, x, W, b, bh, U=None, h=None):
+    n = W.shape[1] // 3
+    xa, ha = x @ W + b, bh + (0 if h is None else h @ U)
+    r = torch.sigmoid(xa[:, :n] + ha[..., :n])
+    z = torch.sigmoid(xa[:, n:2 * n] + ha[..., n:2 * n])
+    cand = torch.tanh(xa[:, 2 * n:] + r * ha[..., 2 * n:])
+    return (1 - z) * cand + z * (0 if h is None else h)
+
+
+TORCH.update({
+    "slice": lambda a, x: x[_slice_key(a, x.dim())],
+    "stack": lambda a, *xs: torch.stack(xs, dim=a.get("axis", 0)),
+    "rnn_cell": lambda a, x, W, b, U=None, h=None: torch.tanh(
+        x @ W + b + (0 if h is None else h @ U)),
+    "lstm_cell": _torch_lstm_cell,
+    "gru_cell": _torch_gru_cell,
+})
+
+
 def torch_forward(row, ts):
     (n1, a1), *rest = row.steps
     if not rest:
@@ -697,7 +764,8 @@ def ordinary_rows():
             if name == "avgpool" and case.attrs.get("dilation", 1) != 1:
                 continue  # PyTorch has no dilated average pool (the textbook ref checks it)
             tol = "terms" if name in LINEAR_OPS else (
-                10 if name in ("softmax", "log_softmax", "cross_entropy") else None)
+                10 if name in ("softmax", "log_softmax", "cross_entropy", "rnn_cell",
+                               "lstm_cell", "gru_cell") else None)
             rows.append(Row(name, case.inputs, case.attrs, id=f"ordinary-{case.id or i}",
                             tol=tol, training=case.training))
     return rows

@@ -27,6 +27,7 @@ CURRICULUM = [
     "xor_wide_deep", "linear_regression", "multivariable_regression", "noisy_line",
     "polynomial_regression", "circles", "mnist_softmax", "mnist_mlp", "mnist_cnn",
     "mnist_cnn_deep", "optimizer_race", "autoencoder",
+    "rnn_sine", "lstm_windows", "lstm_weather", "memory_rnn", "memory_lstm",  # tests/test_recurrent_models.py
 ]
 MNIST_MODELS = ["mnist_softmax", "mnist_mlp", "mnist_cnn", "mnist_cnn_deep", "autoencoder"]
 ALL_FILES = sorted(MODELS.glob("*.yaml"))

@@ -49,6 +49,12 @@ default)
     ``linear``    ``y = w*x + b + N(0, noise)``, x uniform in [low, high]; a list ``w`` gives
                   one feature per weight (``y = x . w + b``).
     ``polynomial`` ``y = c0 + c1*x + c2*x^2 + ... + N(0, noise)`` with ``coefficients``.
+    ``sine``      a time series (``n`` steps): ``amplitude * sin(2 pi t / period + phase) +
+                  trend * t + noise``; one column ``value``.
+    ``drive``     a simulated drive, ``n`` seconds (default 1,000) of four correlated columns
+                  ``speed rpm brake latitude``.
+                  Without a ``window`` a series gives each step and the next step as its
+                  target; with one, sliding windows (below).
 
     A generator makes features and targets; ``names: [x, t]`` says which model inputs get them
     (default: the first two inputs in the model's ``inputs`` order; a single name keeps only
@@ -75,6 +81,15 @@ default)
     ``MINIGRAPH_DATA``, then ``~/.minigraph/data/mnist``.  Each of these folders may also hold
     the files in an ``mnist/`` subfolder.
 
+``window: {size, horizon, stride, features, target, standardize}`` (a CSV file with a header
+row, or a series generator; the train source only)
+    Sliding windows of a time series: ``x (N, size, F)`` of the ``features`` columns and
+    ``t (N, len(target))``, the ``target`` columns ``horizon`` steps after each window
+    (``names: [x, t]``).  ``test_fraction`` then splits **by time** (the last steps become
+    the test windows; no window crosses the cut), ``standardize: true`` scales each column
+    with the training part's mean and standard deviation only, and the run reports the
+    persistence forecast's ``persistence_mse`` beside the loss.  See ``window.py``.
+
 After loading, every array is cast to its input's declared ``dtype`` (default ``float32``) and
 checked against the input's declared ``shape``.  For generated data, ``.npz`` arrays and the
 default columns of a table (not for inline data or explicit ``columns``), an ``(n, 1)`` column
@@ -89,6 +104,7 @@ from __future__ import annotations
 
 from .batches import iterate_batches, num_examples
 from .generators import GENERATORS
+from .series import SERIES  # registers the series generators (sine, drive)
 from .mnist import DEFAULT_MNIST_DIR, MNIST_FILES, mnist_files
 from .sources import DataSplits, load_data
 
@@ -99,6 +115,7 @@ __all__ = [
     "num_examples",
     "mnist_files",
     "GENERATORS",
+    "SERIES",
     "MNIST_FILES",
     "DEFAULT_MNIST_DIR",
 ]

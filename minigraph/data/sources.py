@@ -2,7 +2,7 @@
 ``test_fraction`` split and the checks against the declared inputs."""
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -11,7 +11,7 @@ from .. import limits
 from ..errors import DataError, did_you_mean
 from ..limits import short
 from ..options import Option
-from . import files, generators, inline, kinds, mnist
+from . import files, generators, inline, kinds, mnist, window
 from .batches import num_examples
 from .checks import finish
 from .context import SPLIT_SEED, SplitContext
@@ -33,6 +33,8 @@ class DataSplits:
 
     train: dict[str, np.ndarray] | None
     test: dict[str, np.ndarray] | None
+    # scores of a baseline forecast, constant over training (a window's persistence_mse)
+    baselines: dict = field(default_factory=dict)
 
 
 def load_data(data: dict | None, inputs: dict[str, dict], *, base_dir: str | Path,
@@ -61,6 +63,8 @@ def load_data(data: dict | None, inputs: dict[str, dict], *, base_dir: str | Pat
                               "train: {generator: xor}")
 
     train_ctx = SplitContext("train", inputs, base_dir, data_dir, at)
+    if isinstance(data["train"], dict) and "window" in data["train"]:
+        return windowed(train_ctx, data)
     train = load_source(train_ctx, data["train"])
     fraction = train_ctx.options["test_fraction"]
     test = None
@@ -140,3 +144,19 @@ def split(ctx: SplitContext, arrays, fraction, seed):
     def take(index):
         return {name: (a if a.ndim == 0 else a[index]) for name, a in arrays.items()}
     return take(train_idx), take(test_idx)
+
+
+def windowed(ctx: SplitContext, data) -> DataSplits:
+    """A train source with a ``window``: windows of a time series, split by time
+    (:mod:`minigraph.data.window`)."""
+    if data.get("test") is not None:
+        raise ctx.model_error("a windowed train source makes its own test part: give "
+                              "test_fraction (the last steps become test windows), not a "
+                              "'test' source", "window")
+    train, test, baselines = window.load_windowed(ctx, data["train"])
+    limit = ctx.options["limit"]
+    if limit is not None:
+        train = {name: a[:limit] for name, a in train.items()}
+    test = None if test is None else finish(ctx, test, label="test (the last steps of the "
+                                                               "train source)")
+    return DataSplits(train=finish(ctx, train), test=test, baselines=baselines)

@@ -26,6 +26,12 @@ class Layer(Op):
     def expand(self, name: str, x_shape: tuple, output: str):
         raise NotImplementedError
 
+    def expand_inputs(self, name: str, shapes: list, inputs: list, output: str):
+        """``expand`` for a layer that reads more than x (a recurrent layer's initial state):
+        every input's shape and name.  A node tuple may carry a sixth item, its group
+        (default: the layer's name)."""
+        return self.expand(name, shapes[0], output)
+
 
 def _known_int(dim, what, x_shape):
     if not isinstance(dim, int):
