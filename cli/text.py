@@ -51,7 +51,7 @@ def ops_text(infos, width: int = 100) -> str:
     ins = _wrap_lists([r[1] for r in rows], 20)
     room = max(width - name_w - max(len(line) for a in ins for line in a) - 6, 30)
     attrs = _wrap_lists([r[2] for r in rows], room // 3)
-    doc_w = max(room - max(len(line) for a in attrs for line in a), 18)
+    doc_w = max(room - max(len(line) for a in attrs for line in a), 12)
     lines = []
     for (name, _, _, doc), i, a in zip(rows, ins, attrs):
         d = textwrap.wrap(doc, doc_w) or [""]

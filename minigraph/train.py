@@ -489,9 +489,8 @@ class Trainer:
             self.restore(checkpoint)
 
     def _build_plan(self, use_kernels=None) -> None:
-        """The training plan: the plain rules, or (by default) with the kernels' faster
-        implementations of the same rules, one flat array behind all params and the
-        optimizer's update on it in one go."""
+        """The training plan: the plain rules or (by default) the kernels' faster ones, with
+        all params in one flat array and the optimizer's update on it in one go."""
         self.kernels = kernels.enabled(use_kernels)
         rewrites = kernels.training_rewrites(self.kernels)
         self.executor = Executor(self.graph, self.backend, rewrites=rewrites)
@@ -537,8 +536,7 @@ class Trainer:
         self.state.restore(ckpt)
 
     def rollback(self) -> bool:
-        """Return to the state at the last epoch boundary if an epoch was interrupted
-        (see :meth:`TrainingState.rollback`)."""
+        """Back to the last epoch boundary if an epoch was cut (TrainingState.rollback)."""
         return self.state.rollback()
 
     def checkpoint(self) -> Checkpoint:
