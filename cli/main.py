@@ -18,7 +18,7 @@ import click
 from minigraph.errors import MinigraphError, RunError
 
 
-INTERRUPTED = "interrupted (Ctrl-C); nothing was saved"
+from minigraph.__main__ import INTERRUPTED  # the same words before the command line loads
 
 
 class Group(click.Group):

@@ -9,16 +9,34 @@ A model is a YAML or JSON file of ops (nodes) wired by named tensors (edges).  T
 * ``register_op`` / ``register`` + ``Op`` to add ops
 * ``check_gradients`` for numerical gradient checks
 """
-from .api import Model, draw, load, load_graph, save_model
-from .backend import get_array_module, select as select_backend
-from .builder import GraphBuilder
-from .engine import Executor, Pass, init_params
-from .errors import DataError, MinigraphError, ModelError, RunError
-from .gradcheck import check_gradients
-from .graph import Graph, build_graph
-from .ops import REGISTRY, Attr, Op, get_op, register
-from .ops.custom import register_op
-from .spec import dump_json, dump_yaml
+import importlib
+
+# name -> the module that defines it, imported on first use (PEP 562): ``import minigraph``
+# stays quick, so that the command line can answer Ctrl-C from its very start
+_EXPORTS = {
+    **dict.fromkeys(["Model", "draw", "load", "load_graph", "save_model"], ".api"),
+    "get_array_module": ".backend", "GraphBuilder": ".builder",
+    **dict.fromkeys(["Executor", "Pass", "init_params"], ".engine"),
+    **dict.fromkeys(["DataError", "MinigraphError", "ModelError", "RunError"], ".errors"),
+    "check_gradients": ".gradcheck", **dict.fromkeys(["Graph", "build_graph"], ".graph"),
+    **dict.fromkeys(["REGISTRY", "Attr", "Op", "get_op", "register"], ".ops"),
+    "register_op": ".ops.custom", **dict.fromkeys(["dump_json", "dump_yaml"], ".spec"),
+}
+_RENAMED = {"select_backend": (".backend", "select")}
+
+
+def __getattr__(name):
+    module, attr = _RENAMED.get(name, (_EXPORTS.get(name), name))
+    if module is None:
+        raise AttributeError(f"module 'minigraph' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module, __name__), attr)
+    globals()[name] = value  # found once; later lookups do not come here
+    return value
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_EXPORTS) | set(_RENAMED))
+
 
 __version__ = "0.1.0"
 

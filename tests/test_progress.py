@@ -335,6 +335,23 @@ def test_every_ctrl_c_exits_130(monkeypatch, debug):
     assert result.exit_code == 130 and "Aborted" not in result.output
 
 
+def test_ctrl_c_while_the_command_line_is_imported_exits_130_without_a_traceback():
+    """The ``minigraph`` command imports its command line inside a guard: a Ctrl-C during that
+    import (here: raised by the import itself) is one line and exit code 130."""
+    code = ("import sys\n"
+            "class Interrupt:\n"
+            "    def find_spec(self, name, path=None, target=None):\n"
+            "        if name == 'minigraph.cli':\n"
+            "            raise KeyboardInterrupt\n"
+            "sys.meta_path.insert(0, Interrupt())\n"
+            "from minigraph.__main__ import main\n"
+            "main()\n")
+    proc = subprocess.run([sys.executable, "-c", code, "run", XOR], capture_output=True,
+                          text=True, cwd=ROOT)
+    assert proc.returncode == 130
+    assert proc.stderr == "interrupted (Ctrl-C); nothing was saved\n"
+
+
 def test_a_nan_loss_says_only_minigraphs_message():
     proc = subprocess.run([str(MINIGRAPH), "run", str(MODELS / "linear_regression.yaml"),
                            "--lr", "10", "--quiet"], capture_output=True, text=True, cwd=ROOT)
