@@ -471,8 +471,8 @@
   const lg = $("legend");
   lg.append("∂" + (D.loss || "L") + " by size: ");
   D.scale.stops.forEach(([v, c]) => { const i = el("i", { text: fmt(v) }); i.style.background = c; lg.append(i); });
-  lg.append(el("span", { text: " dashed grey: vanishing", style: `color:${D.scale.vanishingColor}` }),
-    el("span", { text: " · red: exploding", style: `color:${D.scale.explodingColor}` }),
+  lg.append(el("span", { text: " dashed grey: tiny", style: `color:${D.scale.vanishingColor}` }),
+    el("span", { text: " · red: large", style: `color:${D.scale.explodingColor}` }),
     el("span", { text: " · magenta: NaN", style: `color:${D.scale.nan}` }));
   function curveChart() {
     const c = $("curve"), NS = "http://www.w3.org/2000/svg";
