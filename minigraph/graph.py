@@ -124,6 +124,20 @@ class Graph:
 
 # ==== building ====================================================================================
 
+def ancestors(graph: Graph, tensor: str) -> set:
+    """Every tensor that ``tensor`` is computed from, itself included."""
+    seen, todo = set(), [tensor]
+    while todo:
+        t = todo.pop()
+        if t in seen:
+            continue
+        seen.add(t)
+        producer = graph.tensors[t].producer
+        if producer is not None:
+            todo.extend(graph.node(producer).inputs)
+    return seen
+
+
 def _fail(spec: ModelSpec, message: str, node: NodeSpec | None = None, *path):
     loc = spec.node_at(node, *path) if node is not None else spec.at(*path)
     raise ModelError(message, loc)

@@ -18,7 +18,7 @@ from .data import DataSplits, iterate_batches, num_examples
 from . import kernels
 from .engine import Executor, init_params
 from .errors import DataError, ModelError, RunError, did_you_mean
-from .graph import Graph
+from .graph import Graph, ancestors
 from .limits import MAX_EPOCHS, MAX_SEED, short
 from .metrics import METRICS, check_metrics
 from .kernels.packed import PackedParams
@@ -204,22 +204,11 @@ def scalar(value) -> float:
 
 def _targets_of(graph: Graph) -> list:
     """Inputs the loss reads that the first output does not: the targets."""
-    def ancestors(tensor):
-        seen, todo = set(), [tensor]
-        while todo:
-            t = todo.pop()
-            if t in seen:
-                continue
-            seen.add(t)
-            producer = graph.tensors[t].producer
-            if producer is not None:
-                todo.extend(graph.node(producer).inputs)
-        return seen
-
     if graph.loss is None:
         return []
-    feeds_output = ancestors(graph.outputs[0]) if graph.outputs else set()
-    return [t for t in graph.inputs if t in ancestors(graph.loss) and t not in feeds_output]
+    feeds_output = ancestors(graph, graph.outputs[0]) if graph.outputs else set()
+    loss_reads = ancestors(graph, graph.loss)
+    return [t for t in graph.inputs if t in loss_reads and t not in feeds_output]
 
 
 class NonFiniteLoss(RunError):

@@ -22,6 +22,7 @@ import re
 from importlib import resources
 
 from ..ops.base import rule_of
+from ..graph import ancestors
 from .dot import EXPLODING_COLOR, NAN_COLOR, VANISHING_COLOR, GradScale, Layout
 
 ASSETS = ("page.html", "page.css", "page.js")
@@ -58,27 +59,13 @@ def _node_entry(node) -> dict:
                      "backward": dict(rule.backward)}}
 
 
-def _ancestors(graph, tensor: str) -> set:
-    """Every tensor that ``tensor`` is computed from, itself included."""
-    seen, todo = set(), [tensor]
-    while todo:
-        t = todo.pop()
-        if t in seen:
-            continue
-        seen.add(t)
-        producer = graph.tensors[t].producer
-        if producer is not None:
-            todo.extend(graph.node(producer).inputs)
-    return seen
-
-
 def _schedules(graph) -> tuple:
     """(forward node indices, backward node indices, tensor -> backward index after which
     its gradient is complete; -1 for the loss, which is seeded with 1)."""
     forward = list(range(len(graph.nodes)))
     if graph.loss is None:
         return forward, [], {}
-    reach = _ancestors(graph, graph.loss)
+    reach = ancestors(graph, graph.loss)
     backward = [i for i in reversed(forward) if graph.nodes[i].outputs[0] in reach
                 and graph.nodes[i].op.differentiable]
     done = {graph.loss: -1}
