@@ -113,11 +113,19 @@ def _sources(ex, graph, need):
     return inputs
 
 
+def _file_node(node):
+    """The name of the file node ``node`` comes from (a recurrent layer's steps are grouped
+    ``NAME/tK``, but they come from ``NAME``)."""
+    if node.spec is not None:
+        return node.spec.name
+    return node.group or node.name
+
+
 def _groups(graph, ex):
     """{file node: {node: its file entry, parts: ONNX node names, params: those it makes}}."""
     groups = {}
     for file_node in graph.spec.nodes:
-        members = [n for n in graph.nodes if (n.group or n.name) == file_node.name]
+        members = [n for n in graph.nodes if _file_node(n) == file_node.name]
         parts = [p for n in members for p in ex.parts.get(n.name, ())]
         if not parts:
             continue
