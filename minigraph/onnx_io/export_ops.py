@@ -258,15 +258,9 @@ EXPORTERS["nll"] = _class_loss("NegativeLogLikelihoodLoss")
 
 # ==== sequences and recurrent cells ===============================================================
 
-def _ints(ex, node, what, values):
-    return ex.const(f"{node.name}.{what}", [int(v) for v in values], "int64")
-
-
-def _cut(ex, node, x, start, stop, axis=-1, out=None, name=None):
+def _cut(ex, node, x, start, stop, axis=-1):
     """ONNX Slice of ``x``: positions start .. stop (not included) along ``axis``."""
-    inputs = [x, _ints(ex, node, "starts", [start]), _ints(ex, node, "ends", [stop]),
-              _ints(ex, node, "axes", [axis])]
-    return ex.add(node, "Slice", inputs, out, name=name)
+    return ex.add(node, "Slice", [x, ex.ints([start]), ex.ints([stop]), ex.ints([axis])])
 
 
 @export("slice")
@@ -274,13 +268,12 @@ def slice_(ex, node):
     """index: Gather of a scalar index (the axis is dropped); a range: Slice."""
     x, op = node.inputs[0], node.op
     if op.index is not None:
-        index = ex.const(f"{node.name}.index", op.index, "int64")
-        ex.add(node, "Gather", [x, index], _out(node), name=node.name, axis=op.axis)
+        ex.add(node, "Gather", [x, ex.ints(op.index)], _out(node), name=node.name,
+               axis=op.axis)
         return
     big = 2 ** 63 - 1  # ONNX's "to the end"
-    inputs = [x, _ints(ex, node, "starts", [op.start or 0]),
-              _ints(ex, node, "ends", [big if op.stop is None else op.stop]),
-              _ints(ex, node, "axes", [op.axis]), _ints(ex, node, "steps", [op.step or 1])]
+    inputs = [x, ex.ints([op.start or 0]), ex.ints([big if op.stop is None else op.stop]),
+              ex.ints([op.axis]), ex.ints([op.step or 1])]
     ex.add(node, "Slice", inputs, _out(node), name=node.name)
 
 
@@ -288,7 +281,7 @@ def slice_(ex, node):
 def stack(ex, node):
     """stack = Unsqueeze every input at the new axis, then Concat along it."""
     axis = node.op.axis % (len(ex.shape(node.inputs[0])) + 1)
-    axes = _ints(ex, node, "axes", [axis])
+    axes = ex.ints([axis])
     if len(node.inputs) == 1:
         ex.add(node, "Unsqueeze", [node.inputs[0], axes], _out(node), name=node.name)
         return
