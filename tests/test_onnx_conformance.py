@@ -30,17 +30,19 @@ MAPPED = frozenset(
     "Add Sub Mul Div Pow Neg Exp Log Sqrt Abs MatMul Gemm Transpose Reshape Flatten Concat "
     "ReduceSum ReduceMean ReduceMax Sigmoid Tanh Relu LeakyRelu Elu Softplus Sign Swish Softmax "
     "LogSoftmax Conv MaxPool AveragePool Dropout Identity SoftmaxCrossEntropyLoss "
-    "NegativeLogLikelihoodLoss".split())
+    "NegativeLogLikelihoodLoss Slice Gather Unsqueeze".split())
 # The modules of onnx.backend.test.case.node that make cases of only mapped ops (importing all
-# of them builds 1,884 cases; these build the 314 mapped ones).
+# of them builds 1,884 cases; these build the 333 mapped ones).
 MODULES = (
     "abs add averagepool clip concat conv div dropout elu exp flatten gemm identity leakyrelu "
     "log logsoftmax matmul maxpool mish mul neg negativeloglikelihoodloss pow reduce_log_sum "
     "reducel1 reducemax reducemean reducesum reducesumsquare relu reshape sigmoid sign softmax "
-    "softmax_cross_entropy_loss softplus sqrt sub swiglu swish tanh transpose").split()
+    "softmax_cross_entropy_loss softplus sqrt sub swiglu swish tanh transpose slice gather "
+    "unsqueeze").split()
 # Inputs minigraph takes as attributes: (op type, input position).
 STATIC = {("Reshape", 1), ("ReduceSum", 1), ("ReduceMean", 1), ("ReduceMax", 1),
-          ("Dropout", 1), ("Dropout", 2)}
+          ("Dropout", 1), ("Dropout", 2), ("Slice", 1), ("Slice", 2), ("Slice", 3),
+          ("Slice", 4), ("Gather", 1), ("Unsqueeze", 1)}
 DESIGN = {  # importer messages that mark a deliberate difference, and why
     "training_mode = true": "different-by-design: a training-mode Dropout draws its mask from "
                             "minigraph's generator, not from the case's",

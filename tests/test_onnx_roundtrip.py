@@ -342,16 +342,31 @@ def every_op_model():
         n("ad", "add", ["ml", "ab"]),
         n("th", "tanh", ["ad"]),
         n("rl", "relu", ["th"]),
+        n("sli", "slice", ["q"], {"axis": 1, "index": -1}),
+        n("slr", "slice", ["q"], {"axis": -1, "start": 1, "step": 2}),
+        n("st", "stack", ["sli", "sli"], {"axis": 1}),
+        n("st1", "stack", ["sli"], {"axis": -1}),
+        n("rc0", "rnn_cell", ["sli", "Wr", "br"]),
+        n("rc1", "rnn_cell", ["sli", "Wr", "br", "Ur", "rc0"]),
+        n("lc0", "lstm_cell", ["sli", "Wl", "bl"]),
+        n("lc1", "lstm_cell", ["sli", "Wl", "bl", "Ul", "lc0"]),
+        n("gc0", "gru_cell", ["sli", "Wg", "bg", "bhg"]),
+        n("gc1", "gru_cell", ["sli", "Wg", "bg", "bhg", "Ug", "gc0"]),
     ]
     outputs = ["p1", "p2", "p4", "c1", "m1", "ce3", "cep", "nll", "l1", "mse", "bwl", "bce",
-               "sm", "rl"]
+               "sm", "rl", "slr", "st", "st1", "rc1", "lc1", "gc1"]
+    uniform = {"uniform": {"low": -1, "high": 1}}
+    cells = {name: {"shape": shape, "init": uniform} for name, shape in (
+        ("Wr", [4, 5]), ("br", [5]), ("Ur", [5, 5]), ("Wl", [4, 20]), ("bl", [20]),
+        ("Ul", [5, 20]), ("Wg", [4, 15]), ("bg", [15]), ("bhg", [15]), ("Ug", [5, 15]))}
     return {"minigraph": 1, "name": "every_op",
             "inputs": {"x": {"shape": ["batch", 2, 6, 6]}, "t": {"shape": ["batch", 4]},
                        "k": {"shape": ["batch"], "dtype": "int64"},
-                       "k9": {"shape": ["batch", 9], "dtype": "int64"}},
+                       "k9": {"shape": ["batch", 9], "dtype": "int64"},
+                       "q": {"shape": ["batch", 3, 4]}},
             "params": {"W": {"shape": [4, 4], "init": "xavier_uniform"},
                        "K": {"shape": [3, 2, 3, 3], "init": "he_uniform"},
-                       "kb": {"shape": [3], "init": {"uniform": {"low": -1, "high": 1}}}},
+                       "kb": {"shape": [3], "init": uniform}, **cells},
             "constants": {"cw": {"value": [1.0, 2.0, 0.5, 1.5]}, "two": {"value": 2.0}},
             "nodes": nodes, "outputs": outputs}
 
@@ -367,7 +382,8 @@ def test_every_op_exports_and_matches_onnxruntime():
     rng = np.random.default_rng(5)
     feeds = {"x": rng.standard_normal((3, 2, 6, 6)).astype(np.float32),
              "t": rng.random((3, 4)).astype(np.float32),
-             "k": rng.integers(0, 4, 3), "k9": rng.integers(0, 4, (3, 9))}
+             "k": rng.integers(0, 4, 3), "k9": rng.integers(0, 4, (3, 9)),
+             "q": rng.standard_normal((3, 3, 4)).astype(np.float32)}
     params = {k: np.asarray(v) for k, v in Model(graph).params.items()}
     ours, _ = forward_backward(graph, params, feeds)
     proto = export_model(graph, params)
@@ -378,3 +394,50 @@ def test_every_op_exports_and_matches_onnxruntime():
     got, _ = forward_backward(load_graph(spec2), weights, feeds)
     for name, value in ours.items():
         np.testing.assert_allclose(got[name], value, rtol=1e-5, atol=1e-6, err_msg=name)
+
+
+def recurrent_model(op, cell, states):
+    """x (batch, 4, 3) through one recurrent layer of 5 units into an mse loss; with
+    ``states`` the initial states are inputs and every step's h is the output."""
+    inputs = {"x": {"shape": ["batch", 4, 3]},
+              "t": {"shape": ["batch", 4, 5] if states else ["batch", 5]}}
+    layer_inputs = ["x"]
+    if states:
+        for name in ("h0", "c0") if op == "lstm" else ("h0",):
+            inputs[name] = {"shape": ["batch", 5]}
+            layer_inputs.append(name)
+    attrs = {"units": 5, "cell": cell, "return_sequences": states}
+    return {"minigraph": 1, "name": f"{op}_{cell}", "inputs": inputs,
+            "nodes": [{"name": "rec", "op": op, "inputs": layer_inputs, "outputs": ["h"],
+                       "attrs": attrs},
+                      {"name": "loss", "op": "mse", "inputs": ["h", "t"], "outputs": ["L"]}],
+            "outputs": ["h"], "loss": "L"}
+
+
+@pytest.mark.parametrize("states", [False, True], ids=["zero_state", "states_sequences"])
+@pytest.mark.parametrize("cell", ["compact", "primitive"])
+@pytest.mark.parametrize("op", ["rnn", "lstm", "gru"])
+def test_recurrent_layers_export_and_come_back(op, cell, states):
+    """Every recurrent layer form matches onnxruntime, comes back as the file's own layer
+    node (its unrolled steps regrouped), and through the converters alone as primitives
+    (Gather, Slice, Unsqueeze + Concat and the gates' ops) with the same values and
+    gradients."""
+    spec = recurrent_model(op, cell, states)
+    graph = load_graph(spec)
+    params = {k: np.asarray(v) for k, v in Model(graph).params.items()}
+    feeds = random_feeds(graph)
+    proto = export_model(graph, params, with_loss=True)
+    ours, grads = forward_backward(graph, params, feeds)
+    theirs = run_ort(proto, feeds)
+    assert sorted(theirs) == sorted(ours)
+    for name, value in ours.items():
+        np.testing.assert_allclose(theirs[name], value, rtol=1e-5, atol=1e-5, err_msg=name)
+    back, weights = import_model(proto)
+    assert back["nodes"] == graph.spec.to_dict()["nodes"]
+    assert sorted(weights) == sorted(params) and "params" not in back
+    check_same_pass(load_graph(back), weights, feeds, ours, grads, exact=True)
+    back, weights = import_model(strip_metadata(proto))
+    assert {n["op"] for n in back["nodes"]} >= {"slice", "matmul", "tanh"}
+    back["outputs"].remove("L")
+    back["loss"] = "L"
+    check_same_pass(load_graph(back), weights, feeds, ours, grads, exact=False)

@@ -10,6 +10,14 @@ compositions written as minigraph computes them:
 
 and cross_entropy/nll with class indices are ONNX's SoftmaxCrossEntropyLoss /
 NegativeLogLikelihoodLoss (the class axis moved to 1 when the scores have more than two axes).
+
+Recurrent layers export as their unrolled steps: ``slice`` is Gather (one index) or Slice (a
+range), ``stack`` is Unsqueeze + Concat, and the cells are the gates written out as the
+``cell: primitive`` steps compute them (the gates cut out of ``x W + b + h U`` with Slice):
+
+    rnn_cell  = tanh(x W + b + h U)
+    lstm_cell = [o tanh(c') | c'],  c' = i g + f c  (i, f, o sigmoid, g tanh)
+    gru_cell  = n + z (h - n),      n = tanh(xa_n + r ha_n)  (r, z sigmoid)
 """
 from __future__ import annotations
 
@@ -246,3 +254,95 @@ def _probability_loss(ex, node):
 
 EXPORTERS["cross_entropy"] = _class_loss("SoftmaxCrossEntropyLoss")
 EXPORTERS["nll"] = _class_loss("NegativeLogLikelihoodLoss")
+
+
+# ==== sequences and recurrent cells ===============================================================
+
+def _cut(ex, node, x, start, stop, axis=-1):
+    """ONNX Slice of ``x``: positions start .. stop (not included) along ``axis``."""
+    return ex.add(node, "Slice", [x, ex.ints([start]), ex.ints([stop]), ex.ints([axis])])
+
+
+@export("slice")
+def slice_(ex, node):
+    """index: Gather of a scalar index (the axis is dropped); a range: Slice."""
+    x, op = node.inputs[0], node.op
+    if op.index is not None:
+        ex.add(node, "Gather", [x, ex.ints(op.index)], _out(node), name=node.name,
+               axis=op.axis)
+        return
+    big = 2 ** 63 - 1  # ONNX's "to the end"
+    inputs = [x, ex.ints([op.start or 0]), ex.ints([big if op.stop is None else op.stop]),
+              ex.ints([op.axis]), ex.ints([op.step or 1])]
+    ex.add(node, "Slice", inputs, _out(node), name=node.name)
+
+
+@export("stack")
+def stack(ex, node):
+    """stack = Unsqueeze every input at the new axis, then Concat along it."""
+    axis = node.op.axis % (len(ex.shape(node.inputs[0])) + 1)
+    axes = ex.ints([axis])
+    if len(node.inputs) == 1:
+        ex.add(node, "Unsqueeze", [node.inputs[0], axes], _out(node), name=node.name)
+        return
+    parts = [ex.add(node, "Unsqueeze", [x, axes]) for x in node.inputs]
+    ex.add(node, "Concat", parts, _out(node), name=node.name, axis=axis)
+
+
+def _affine(ex, node, x, W, b, U=None, h=None):
+    """x W + b (+ h U), in the order the cells add."""
+    a = ex.add(node, "Add", [ex.add(node, "MatMul", [x, W]), b])
+    if U is not None:
+        a = ex.add(node, "Add", [a, ex.add(node, "MatMul", [h, U])])
+    return a
+
+
+def _units(ex, node, gates):
+    return ex.shape(node.inputs[1])[1] // gates
+
+
+@export("rnn_cell")
+def rnn_cell(ex, node):
+    """h' = tanh(x W + b + h U)."""
+    x, W, b, *state = node.inputs
+    a = _affine(ex, node, x, W, b, *state)
+    ex.add(node, "Tanh", [a], _out(node), name=node.name)
+
+
+@export("lstm_cell")
+def lstm_cell(ex, node):
+    """s = [h | c]; a = x W + b + h U; c' = f c + i g; h' = o tanh(c'); out = [h' | c']."""
+    x, W, b, *rest = node.inputs
+    H = _units(ex, node, 4)
+    U, s = rest if rest else (None, None)
+    h = _cut(ex, node, s, 0, H) if s is not None else None
+    a = _affine(ex, node, x, W, b, U, h)
+    i, g, o = (ex.add(node, act, [_cut(ex, node, a, k * H, (k + 1) * H)])
+               for k, act in ((0, "Sigmoid"), (2, "Tanh"), (3, "Sigmoid")))
+    c = ex.add(node, "Mul", [i, g])
+    if s is not None:
+        f = ex.add(node, "Sigmoid", [_cut(ex, node, a, H, 2 * H)])
+        c = ex.add(node, "Add", [c, ex.add(node, "Mul", [f, _cut(ex, node, s, H, 2 * H)])])
+    h = ex.add(node, "Mul", [o, ex.add(node, "Tanh", [c])])
+    ex.add(node, "Concat", [h, c], _out(node), name=node.name, axis=1)
+
+
+@export("gru_cell")
+def gru_cell(ex, node):
+    """xa = x W + b, ha = h U + bh (bh without h); r, z = sigmoid(xa + ha) per gate,
+    n = tanh(xa_n + r ha_n), h' = n + z (h - n) (n - z n without h)."""
+    x, W, b, bh, *rest = node.inputs
+    H = _units(ex, node, 3)
+    U, h = rest if rest else (None, None)
+    xa = ex.add(node, "Add", [ex.add(node, "MatMul", [x, W]), b])
+    ha = bh if h is None else ex.add(node, "Add", [ex.add(node, "MatMul", [h, U]), bh])
+    x_r, x_z, x_n = (_cut(ex, node, xa, k * H, (k + 1) * H) for k in range(3))
+    h_r, h_z, h_n = (_cut(ex, node, ha, k * H, (k + 1) * H) for k in range(3))
+    r = ex.add(node, "Sigmoid", [ex.add(node, "Add", [x_r, h_r])])
+    z = ex.add(node, "Sigmoid", [ex.add(node, "Add", [x_z, h_z])])
+    n = ex.add(node, "Tanh", [ex.add(node, "Add", [x_n, ex.add(node, "Mul", [r, h_n])])])
+    if h is None:
+        ex.add(node, "Sub", [n, ex.add(node, "Mul", [z, n])], _out(node), name=node.name)
+        return
+    zd = ex.add(node, "Mul", [z, ex.add(node, "Sub", [h, n])])
+    ex.add(node, "Add", [n, zd], _out(node), name=node.name)

@@ -36,6 +36,7 @@ class Exporter:
         self.names = set(graph.tensors)
         self.parts: dict = {}  # minigraph node -> the ONNX node names it became
         self.constants: list = []  # initializers that are not params
+        self.shared: dict = {}  # int64 value -> the one initializer holding it
 
     def fresh(self, base):
         name, i = base, 1
@@ -51,6 +52,17 @@ class Exporter:
         self.initializers.append(numpy_helper.from_array(np.asarray(value, dtype=dtype), name))
         self.constants.append(name)
         return name
+
+    def ints(self, value):
+        """One int64 initializer per value (an index, Slice's starts/ends/axes, Unsqueeze's
+        axes), shared by every node that reads it; returns its name."""
+        value = np.asarray(value, dtype="int64")
+        key = (value.shape, tuple(value.flat))
+        if key not in self.shared:
+            text = ",".join(str(v) for v in value.flat)
+            self.shared[key] = self.const(f"int64[{text}]" if value.ndim else f"int64 {text}",
+                                          value, "int64")
+        return self.shared[key]
 
     def add(self, owner, op_type, inputs, outputs=None, name=None, **attrs):
         """Append an ONNX node for minigraph node ``owner``; returns its first output."""
@@ -113,11 +125,19 @@ def _sources(ex, graph, need):
     return inputs
 
 
+def _file_node(node):
+    """The name of the file node ``node`` comes from (a recurrent layer's steps are grouped
+    ``NAME/tK``, but they come from ``NAME``)."""
+    if node.spec is not None:
+        return node.spec.name
+    return node.group or node.name
+
+
 def _groups(graph, ex):
     """{file node: {node: its file entry, parts: ONNX node names, params: those it makes}}."""
     groups = {}
     for file_node in graph.spec.nodes:
-        members = [n for n in graph.nodes if (n.group or n.name) == file_node.name]
+        members = [n for n in graph.nodes if _file_node(n) == file_node.name]
         parts = [p for n in members for p in ex.parts.get(n.name, ())]
         if not parts:
             continue

@@ -3,7 +3,9 @@
 Every ONNX default is written out explicitly (pooling strides, ``keepdims=1``, Softmax's axis,
 LeakyRelu's alpha ...), and every attribute value minigraph cannot express is refused with
 :meth:`Importer.fail` naming the attribute.  ONNX puts the class axis of its losses at 1 and
-minigraph at the end: a Transpose moves it when the scores have more than two axes.
+minigraph at the end: a Transpose moves it when the scores have more than two axes.  Slice,
+Gather of constant indices and Unsqueeze become ``slice`` and ``stack`` (so an exported
+recurrent layer comes back as its steps even without the exporter's metadata).
 """
 from __future__ import annotations
 
@@ -382,3 +384,71 @@ def power(imp, node):
         raise imp.fail(node, "an integer base with a float exponent: ONNX keeps the integer "
                              "dtype, minigraph's pow gives a float")
     imp.emit(_name(node), "pow", list(node.input), node.output[0])
+
+
+# ==== sequences: Slice, Gather of one index, Unsqueeze ============================================
+
+_END = 2 ** 62  # a start or end at least this large is ONNX's "from the start / to the end"
+
+
+@convert("Slice")
+def slice_(imp, node):
+    """Slice -> one ``slice`` (a range) per axis; steps below 1 are refused."""
+    _only(imp, node, ())
+    starts = [int(v) for v in imp.value(node, 1, "the starts")]
+    ends = [int(v) for v in imp.value(node, 2, "the ends")]
+    axes = imp.value(node, 3, "the axes")
+    axes = list(range(len(starts))) if axes is None else [int(a) for a in axes]
+    steps = imp.value(node, 4, "the steps")
+    steps = [1] * len(starts) if steps is None else [int(s) for s in steps]
+    if any(s < 1 for s in steps):
+        raise imp.fail(node, f"steps {steps}: minigraph's slice steps forward only (>= 1)")
+    base, y = _name(node), node.input[0]
+    for k, (axis, start, end, step) in enumerate(zip(axes, starts, ends, steps)):
+        attrs = {"axis": axis, "start": start if start > -_END else 0, "step": step}
+        if end < _END:
+            attrs["stop"] = end
+        last = k == len(axes) - 1
+        y = imp.emit(base if last else f"{base}.axis{axis}", "slice", [y],
+                     node.output[0] if last else imp.fresh(f"{base}.axis{axis}"), attrs)
+
+
+@convert("Gather")
+def gather(imp, node):
+    """Gather of constant indices: one index (a scalar) -> ``slice`` with ``index`` (the axis
+    goes); a list of them -> a ``stack`` of those slices at the axis."""
+    _only(imp, node, ("axis",))
+    index = imp.value(node, 1, "the indices")
+    if index.ndim > 1:
+        raise imp.fail(node, f"indices of shape {list(index.shape)}: only one index or a "
+                             "list of them is supported")
+    axis, base = int(imp.attr(node, "axis", 0)), _name(node)
+    if index.ndim == 0:
+        imp.emit(base, "slice", [node.input[0]], node.output[0],
+                 {"axis": axis, "index": int(index)})
+        return
+    parts = [imp.emit(f"{base}.at{k}", "slice", [node.input[0]], imp.fresh(f"{base}.at{k}"),
+                      {"axis": axis, "index": int(i)}) for k, i in enumerate(index)]
+    imp.emit(base, "stack", parts, node.output[0], {"axis": axis})
+
+
+@convert("Unsqueeze")
+def unsqueeze(imp, node):
+    """Unsqueeze -> a ``stack`` of the one input per new axis (in increasing order)."""
+    _only(imp, node, ("axes",))
+    axes = imp.attr(node, "axes")
+    if axes is None:
+        axes = imp.value(node, 1, "the axes")
+    if axes is None:
+        raise imp.fail(node, "no axes to insert", "axes")
+    shape = imp.shape(node.input[0])
+    if shape is None:
+        raise imp.fail(node, "the input's rank is unknown")
+    rank = len(shape) + len(axes)
+    axes = sorted(int(a) % rank for a in axes)
+    base, y = _name(node), node.input[0]
+    for k, axis in enumerate(axes):
+        last = k == len(axes) - 1
+        y = imp.emit(base if last else f"{base}.axis{axis}", "stack", [y],
+                     node.output[0] if last else imp.fresh(f"{base}.axis{axis}"),
+                     {"axis": axis})
