@@ -79,7 +79,7 @@ class TrainingKernels:
             faster = FASTER.get(op.name)
             if faster is not None:
                 op = faster(op)
-            into = [None] * max(len(step.inputs), 4)
+            into = [None] * len(step.inputs)  # where to write each input's gradient
             self._slots += [(into, i, t) for i, t in enumerate(step.inputs)
                             if t in graph.params and readers[t] == 1]
             # (training, rng, needs_input_grad, owns_outputs) -> a context lending our buffers
