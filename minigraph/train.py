@@ -478,14 +478,14 @@ class Trainer:
             self.restore(checkpoint)
 
     def _build_plan(self, use_kernels=None) -> None:
-        """The training plan: the plain rules or (by default) the kernels' faster ones, with
-        all params in one flat array and the optimizer's update on it in one go."""
+        """The training plan: the plain rules or (by default) the kernels' (flat params)."""
         self.kernels = kernels.enabled(use_kernels)
         rewrites = kernels.training_rewrites(self.kernels)
         self.executor = Executor(self.graph, self.backend, rewrites=rewrites)
         params = init_params(self.graph, self.config.seed, self.backend)
         self.params = kernels.pack_params(params) if self.kernels else params
         self.update = kernels.training_update(self.optimizer, rewrites)
+        self.passes = kernels.training_passes(self.executor, rewrites)  # forward, backward
 
     def _move_data(self, data: DataSplits) -> None:
         """Move the data to the device once, and check every batch shape a run will see now:
@@ -568,12 +568,12 @@ class Trainer:
         Returns ``(loss, pass)``; a non-finite loss raises :class:`NonFiniteLoss` naming the
         node that first produced NaN or inf, before any param changes.
         """
-        run = self.executor.forward(self.params, batch, training=True, rng=rng, checked=True,
-                                    keep_values=False)
+        run = self.passes.forward(self.params, batch, training=True, rng=rng, checked=True,
+                                  keep_values=False)
         loss = scalar(run.values[self.graph.loss])
         if not math.isfinite(loss):
             raise NonFiniteLoss(loss, self.executor.locate_nonfinite(self.params, batch, rng))
-        grads = self.executor.backward(run, keep_all=False)
+        grads = self.passes.backward(run, keep_all=False)
         run.grads = {}  # the update may overwrite them: they are the plan's temporaries
         self.update.step(self.params, grads)
         return loss, run

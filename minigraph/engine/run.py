@@ -43,18 +43,7 @@ def forward(executor, params: dict, feeds: dict, *, training: bool = False, rng=
     for step in executor.steps:
         ctx = ctxs[step.name] = step.context(training, rng, step.needs,
                                              release and step.private)
-        # The textbook call is step.op.forward(ctx, *[values[t] for t in step.inputs]).
-        # Direct calls for the usual input counts: Python runs them in its own loop, where
-        # f(ctx, *args) would build a tuple and start a new one (~3% of an XOR step).
-        xs = step.inputs
-        if len(xs) == 3:
-            y = step.op.forward(ctx, values[xs[0]], values[xs[1]], values[xs[2]])
-        elif len(xs) == 2:
-            y = step.op.forward(ctx, values[xs[0]], values[xs[1]])
-        elif len(xs) == 1:
-            y = step.op.forward(ctx, values[xs[0]])
-        else:
-            y = step.op.forward(ctx, *map(values.__getitem__, xs))
+        y = step.op.forward(ctx, *[values[t] for t in step.inputs])
         if len(step.outputs) == 1:
             values[step.outputs[0]] = y
         else:

@@ -12,6 +12,7 @@ never import it.
 * ``losses.py``: cross_entropy with class indices the way a hand-written step does it.
 * ``memory.py``: large buffers reused from one training step to the next.
 * ``packed.py``: params in one flat array and the optimizer's update on it in one go.
+* ``passes.py``: a training step's two loops, with each step's context made once.
 * ``blas.py``: BLAS column sums and cached constants.
 
 Each kernel computes what the plain chain computes, to rounding; ``tests/test_kernels.py``
@@ -33,6 +34,7 @@ from .fusion import fuse_chains
 from .losses import CrossEntropyRows
 from .memory import Workspace
 from .packed import FlatUpdate, pack_params
+from .passes import TrainingPasses
 
 # Faster implementations of registered ops, by op name: each takes the plain op (its
 # attributes) and computes the same rule.
@@ -110,5 +112,14 @@ def training_update(optimizer, rewrites=()):
     return FlatUpdate(optimizer, on_grad_buffer=kernels[0].give_grad_buffers)
 
 
+def training_passes(executor, rewrites=()):
+    """What runs a training step's forward and backward: with the kernels, loops that reuse
+    each step's context (:class:`.passes.TrainingPasses`); without, the executor's own."""
+    if any(isinstance(r, TrainingKernels) for r in rewrites):
+        return TrainingPasses(executor)
+    return executor
+
+
 __all__ = ["FASTER", "FlatUpdate", "TrainingKernels", "enabled", "pack_params",
-           "training_rewrites", "training_update"]
+           "training_passes", "training_rewrites",
+           "training_update"]

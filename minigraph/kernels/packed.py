@@ -109,19 +109,9 @@ class FlatUpdate:
         opt = self.optimizer
         flat = self._flat
         if flat is None or flat["params"] is not params.flat or flat["owner"] is not opt.state:
-            if params.flat.size > self.flat_max_size or not params.keys() <= grads.keys():
+            flat = self._start_flat(params, grads)
+            if flat is None:
                 return False
-            state = self._flatten_state(params)
-            if state is None:
-                return False
-            grad = params.flat.copy()
-            flat = self._flat = {"params": params.flat, "grad": grad, "state": state,
-                                 "grad_views": params.views_of(grad), "slot_views": {},
-                                 "states": [opt.state.setdefault(name, {}) for name in params],
-                                 "owner": opt.state}
-            flat["names"], flat["views"] = zip(*flat["grad_views"])
-            if self.on_grad_buffer is not None:
-                self.on_grad_buffer(dict(flat["grad_views"]))
         if not params.intact():
             return False
         if not all(map(operator.is_, map(grads.get, flat["names"]), flat["views"])):
@@ -134,11 +124,38 @@ class FlatUpdate:
         grad, state = flat["grad"], flat["state"]
         if opt.weight_decay != 0:
             grad += opt.weight_decay * params.flat
-        state["step"] = state.get("step", 0) + 1
+        state["step"] = step = state.get("step", 0) + 1
         opt._grad_is_private = True  # our own buffer, refilled every step
         opt.update_one("*", params.flat, grad, state)
-        slot_views = flat["slot_views"]
-        for slot, value in state.items():  # keep each parameter's state up to date
+        for param_state in flat["states"]:  # keep each parameter's state up to date
+            param_state["step"] = step
+        if len(state) > 1:
+            self._share_slots(flat, params)
+        return True
+
+    def _start_flat(self, params: PackedParams, grads: dict):
+        """The flat update's buffers and state for ``params`` (None: it cannot be used)."""
+        opt = self.optimizer
+        if params.flat.size > self.flat_max_size or not params.keys() <= grads.keys():
+            return None
+        state = self._flatten_state(params)
+        if state is None:
+            return None
+        grad = params.flat.copy()
+        flat = self._flat = {"params": params.flat, "grad": grad, "state": state,
+                             "grad_views": params.views_of(grad), "slot_views": {},
+                             "states": [opt.state.setdefault(name, {}) for name in params],
+                             "owner": opt.state}
+        flat["names"], flat["views"] = zip(*flat["grad_views"])
+        if self.on_grad_buffer is not None:
+            self.on_grad_buffer(dict(flat["grad_views"]))
+        return flat
+
+    def _share_slots(self, flat: dict, params: PackedParams) -> None:
+        """Point each parameter's state at its views of the flat state's slots (momentum
+        buffers, moments; scalar slots get the value), after ``update_one`` (re)bound them."""
+        opt, slot_views = self.optimizer, flat["slot_views"]
+        for slot, value in flat["state"].items():
             if slot in opt.scalar_slots:
                 for param_state in flat["states"]:
                     param_state[slot] = value
@@ -146,7 +163,6 @@ class FlatUpdate:
                 slot_views[slot] = value
                 for param_state, (_, view) in zip(flat["states"], params.views_of(value)):
                     param_state[slot] = view
-        return True
 
     def _flatten_state(self, params: PackedParams):
         """The per-parameter state as one flat state (arrays concatenated), or None when the

@@ -1,0 +1,130 @@
+"""The kernels' training loops (kernels/passes.py) against the executor's own (engine/run.py):
+the same steps, the same op calls, so the same numbers bit for bit, step after step."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from minigraph.api import load_graph, load_splits
+from minigraph.kernels import TrainingPasses
+from minigraph.train import Trainer, train_config
+
+MODELS = Path(__file__).resolve().parent.parent / "models"
+
+# full batch and mini-batches, sigmoid/bce, softmax, fan-out, recurrent step groups, dropout
+CASES = ["xor", "xor_wide_deep", "circles", "optimizer_race", "rnn_sine", "memory_lstm",
+         "backprop_basics", "linear_regression"]
+
+
+def _trainer(name, **train):
+    graph = load_graph(str(MODELS / f"{name}.yaml"))
+    return Trainer(graph, train_config(graph, {"epochs": 2, **train}), load_splits(graph))
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_training_passes_equal_the_executor_loops_bit_for_bit(name):
+    fast, plain = _trainer(name), _trainer(name)
+    assert isinstance(fast.passes, TrainingPasses)
+    plain.passes = plain.executor  # the readable loops, same kernels otherwise
+    for a, b in zip(fast.fit().records, plain.fit().records):
+        assert a["loss"] == b["loss"]
+    for param in fast.params:
+        np.testing.assert_array_equal(fast.params[param], plain.params[param], err_msg=param)
+
+
+DROPOUT = {
+    "minigraph": 1, "name": "dropout_mlp",
+    "inputs": {"x": {"shape": ["batch", 2]}, "t": {"shape": ["batch", 1]}},
+    "nodes": [
+        {"name": "fc1", "op": "linear", "inputs": ["x"], "outputs": ["z1"],
+         "attrs": {"units": 8}},
+        {"name": "act1", "op": "relu", "inputs": ["z1"], "outputs": ["h1"]},
+        {"name": "drop", "op": "dropout", "inputs": ["h1"], "outputs": ["d1"],
+         "attrs": {"p": 0.3}},
+        {"name": "fc2", "op": "linear", "inputs": ["d1"], "outputs": ["y"],
+         "attrs": {"units": 1}},
+        {"name": "loss", "op": "mse", "inputs": ["y", "t"], "outputs": ["L"]},
+    ],
+    "outputs": ["y"], "loss": "L",
+    "data": {"train": {"generator": "circles", "n": 64, "seed": 3}},
+    "train": {"epochs": 3, "batch_size": 16, "seed": 5,
+              "optimizer": {"type": "momentum", "lr": 0.1}},
+}
+
+
+def test_training_passes_with_dropout_draw_what_the_executor_draws():
+    def trainer():
+        graph = load_graph(DROPOUT)
+        return Trainer(graph, train_config(graph), load_splits(graph))
+    fast, plain = trainer(), trainer()
+    plain.passes = plain.executor
+    assert [r["loss"] for r in fast.fit().records] == [r["loss"] for r in plain.fit().records]
+    for param in fast.params:
+        np.testing.assert_array_equal(fast.params[param], plain.params[param], err_msg=param)
+
+
+def test_other_passes_go_to_the_executor():
+    trainer = _trainer("xor")
+    batch = trainer.train_data
+    evaluated = trainer.passes.forward(trainer.params, batch, checked=True)
+    assert evaluated.ctxs is not trainer.passes.ctxs  # a fresh pass of the executor
+    run = trainer.passes.forward(trainer.params, batch, training=True, checked=True,
+                                 keep_values=False)
+    kept = trainer.passes.backward(run)  # keep_all: every gradient, the executor's loop
+    assert set(trainer.params) <= set(kept) and len(kept) > len(trainer.params)
+
+
+def test_a_new_plan_is_picked_up():
+    trainer = _trainer("xor")
+    batch = trainer.train_data
+    run = trainer.passes.forward(trainer.params, batch, training=True, checked=True,
+                                 keep_values=False)
+    assert set(trainer.passes.backward(run, keep_all=False)) >= {"W1", "b1", "W2", "b2"}
+    trainer.executor.set_wrt(["W2"])
+    run = trainer.passes.forward(trainer.params, batch, training=True, checked=True,
+                                 keep_values=False)
+    grads = trainer.passes.backward(run, keep_all=False)
+    assert "W2" in grads and "W1" not in grads
+
+
+def _cnn():
+    conv = {"filters": 4, "kernel": 3, "stride": 1, "padding": 1}
+    return {
+        "minigraph": 1, "name": "small_cnn",
+        "inputs": {"x": {"shape": ["batch", 1, 8, 8]},
+                   "label": {"shape": ["batch"], "dtype": "int64"}},
+        "nodes": [
+            {"name": "conv1", "op": "conv", "inputs": ["x"], "outputs": ["c1"], "attrs": conv},
+            {"name": "relu1", "op": "relu", "inputs": ["c1"], "outputs": ["r1"]},
+            {"name": "pool1", "op": "maxpool2d", "inputs": ["r1"], "outputs": ["p1"],
+             "attrs": {"kernel": 2}},
+            {"name": "flat", "op": "flatten", "inputs": ["p1"], "outputs": ["f"]},
+            {"name": "fc", "op": "linear", "inputs": ["f"], "outputs": ["logits"],
+             "attrs": {"units": 3}},
+            {"name": "loss", "op": "cross_entropy", "inputs": ["logits", "label"],
+             "outputs": ["L"]},
+        ],
+        "outputs": ["logits"], "loss": "L",
+        "train": {"epochs": 2, "batch_size": 4, "seed": 2,
+                  "optimizer": {"type": "adam", "lr": 0.01}},
+    }
+
+
+def test_training_passes_equal_the_executor_loops_on_a_cnn():
+    from minigraph.data import DataSplits
+
+    rng = np.random.default_rng(0)
+    data = {"x": rng.standard_normal((12, 1, 8, 8)).astype(np.float32),
+            "label": rng.integers(0, 3, size=12)}
+
+    def trainer():
+        graph = load_graph(_cnn())
+        return Trainer(graph, train_config(graph), DataSplits(train=data, test=None))
+    fast, plain = trainer(), trainer()
+    plain.passes = plain.executor
+    assert any("conv" in step.name and "+" in step.name for step in fast.executor.steps)
+    assert [r["loss"] for r in fast.fit().records] == [r["loss"] for r in plain.fit().records]
+    for param in fast.params:
+        np.testing.assert_array_equal(fast.params[param], plain.params[param], err_msg=param)
