@@ -394,7 +394,7 @@ def test_backward_writes_param_gradients_into_the_flat_update_buffer():
         losses = [trainer.train_step(batch)[0] for _ in range(3)]
         results.append((losses, {k: v.copy() for k, v in trainer.params.items()}))
         if use:
-            views = dict(trainer.update._flat["grad_views"])
+            views = dict(zip(trainer.update._flat.names, trainer.update._flat.views))
             kernels = trainer.executor.rewrites[0]
             assert set(kernels.grad_buffers) == set(graph.params)
             written = [into[i] for into, i, _ in kernels._slots]

@@ -128,3 +128,41 @@ def test_training_passes_equal_the_executor_loops_on_a_cnn():
     assert [r["loss"] for r in fast.fit().records] == [r["loss"] for r in plain.fit().records]
     for param in fast.params:
         np.testing.assert_array_equal(fast.params[param], plain.params[param], err_msg=param)
+
+
+FAN_OUT = {
+    "minigraph": 1, "name": "fan_out",
+    "inputs": {"x": {"shape": ["batch", 2]}, "t": {"shape": ["batch", 1]}},
+    "params": {"W": {"shape": [2, 2], "init": {"uniform": {"low": -1.0, "high": 1.0}}},
+               "V": {"shape": [2, 1], "init": {"uniform": {"low": -1.0, "high": 1.0}}}},
+    "nodes": [  # h is read three times (twice by one node), W twice
+        {"name": "mm1", "op": "matmul", "inputs": ["x", "W"], "outputs": ["z"]},
+        {"name": "act", "op": "tanh", "inputs": ["z"], "outputs": ["h"]},
+        {"name": "double", "op": "add", "inputs": ["h", "h"], "outputs": ["h2"]},
+        {"name": "mm2", "op": "matmul", "inputs": ["h2", "W"], "outputs": ["u"]},
+        {"name": "mix", "op": "mul", "inputs": ["u", "h"], "outputs": ["m"]},
+        {"name": "mm3", "op": "matmul", "inputs": ["m", "V"], "outputs": ["y"]},
+        {"name": "loss", "op": "mse", "inputs": ["y", "t"], "outputs": ["L"]},
+    ],
+    "outputs": ["y"], "loss": "L",
+    "data": {"train": {"generator": "circles", "n": 32, "seed": 1}},
+    "train": {"epochs": 3, "batch_size": 8, "seed": 4, "optimizer": {"type": "adam", "lr": 0.05}},
+}
+
+
+def test_training_passes_sum_fan_out_gradients_as_the_executor_does():
+    def trainer():
+        graph = load_graph(FAN_OUT)
+        return Trainer(graph, train_config(graph), load_splits(graph))
+    fast, plain = trainer(), trainer()
+    plain.passes = plain.executor
+    run_fast = fast.passes.forward(fast.params, fast.train_data, training=True, checked=True,
+                                   keep_values=False)
+    run_plain = plain.executor.forward(plain.params, plain.train_data, training=True,
+                                       checked=True, keep_values=False)
+    got = fast.passes.backward(run_fast, keep_all=False)
+    want = plain.executor.backward(run_plain, keep_all=False)
+    assert set(got) == set(want)
+    for name in want:
+        np.testing.assert_array_equal(got[name], want[name], err_msg=name)
+    assert [r["loss"] for r in fast.fit().records] == [r["loss"] for r in plain.fit().records]

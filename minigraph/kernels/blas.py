@@ -21,8 +21,7 @@ def sum_leading(g, axes: int, out=None):
     ``out`` (a batch of rows only) receives the sums, as NumPy's ``out=``.
     """
     if g.ndim == 2 and axes == 1 and g.dtype.kind == "f":  # a batch of rows, as it is
-        xp = get_array_module(g)
-        return xp.matmul(_ones(xp, g.shape[0], g.dtype), g, out=out)
+        return column_sums(get_array_module(g), g, out)
     if g.dtype.kind != "f":
         return g.sum(axis=0) if axes == 1 else g.sum(axis=tuple(range(axes)))
     if not g.flags.c_contiguous:  # seeing it as (rows, rest) would copy it
@@ -30,6 +29,11 @@ def sum_leading(g, axes: int, out=None):
     rows = math.prod(g.shape[:axes])
     total = _ones(get_array_module(g), rows, g.dtype) @ g.reshape(rows, -1)
     return total if g.ndim == axes + 1 else total.reshape(g.shape[axes:])
+
+
+def column_sums(xp, g, out=None):
+    """:func:`sum_leading` of a float matrix ``g`` over its rows, its module ``xp`` at hand."""
+    return xp.matmul(_ones(xp, g.shape[0], g.dtype), g, out=out)
 
 
 _ONES: dict = {}

@@ -37,7 +37,7 @@ import functools
 from ..ops.base import Op, get_array_module
 from ..ops.loss import GRAD_EPS, LOG_FLOOR, CrossEntropy
 from ..ops.probability import log_softmax
-from .blas import constant, sigmoid_in_place, sigmoid_over, sum_leading
+from .blas import column_sums, constant, sigmoid_in_place, sigmoid_over, sum_leading
 from .conv_nhwc import Conv2DChannelsLast, PoolTiles, channels_first, channels_last
 from .conv_nhwc import is_channels_last
 from .losses import CrossEntropyRows
@@ -70,7 +70,8 @@ def linear_grads(needs, x, w, gz, into=(None, None, None)):
     xp = get_array_module(gz)
     return (gz @ w.T if need_x else None,
             xp.matmul(x.T, gz, out=into[1]) if need_w else None,
-            sum_leading(gz, 1, out=into[2]) if need_b else None)
+            (column_sums(xp, gz, into[2]) if gz.ndim == 2 and gz.dtype.kind == "f"
+             else sum_leading(gz, 1, out=into[2])) if need_b else None)
 
 
 def _relu_in_place(z):

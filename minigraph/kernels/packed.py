@@ -88,7 +88,11 @@ class FlatUpdate:
     def step(self, params: dict, grads: dict) -> None:
         opt = self.optimizer
         opt.begin_step(params)
-        if isinstance(params, PackedParams) and self._step_flat(params, grads):
+        flat = self._flat
+        if flat is None or flat.params is not params or flat.owner is not opt.state:
+            flat = self._start_flat(params, grads)
+        if flat is not None and params.intact() and flat.take(grads):
+            flat.update(opt)
             return
         self._flat = None  # per-parameter updates: the flat state is rebuilt when next used
         for name, param in params.items():
@@ -99,78 +103,26 @@ class FlatUpdate:
             grad = grads[name]
             opt.update_param(name, param, grad, private and grad.base is None)
 
-    def _step_flat(self, params: PackedParams, grads: dict) -> bool:
-        """One ``update_one`` on the flat array of packed params; False if it cannot be used.
-
-        The gradients are copied into one flat buffer (casting if needed); the state lives in
-        flat arrays too, and each parameter's ``self.state[name]`` holds views of them, so
-        ``state_dict`` and checkpoints are the same as with per-parameter updates.
-        """
-        opt = self.optimizer
-        flat = self._flat
-        if flat is None or flat["params"] is not params.flat or flat["owner"] is not opt.state:
-            flat = self._start_flat(params, grads)
-            if flat is None:
-                return False
-        if not params.intact():
-            return False
-        if not all(map(operator.is_, map(grads.get, flat["names"]), flat["views"])):
-            for name, view in flat["grad_views"]:  # (backward wrote them there itself when
-                g = grads.get(name)                 # it could: then there is nothing to copy)
-                if g is None:
-                    return False
-                if g is not view:
-                    view[...] = g
-        grad, state = flat["grad"], flat["state"]
-        if opt.weight_decay != 0:
-            grad += opt.weight_decay * params.flat
-        state["step"] = step = state.get("step", 0) + 1
-        opt._grad_is_private = True  # our own buffer, refilled every step
-        opt.update_one("*", params.flat, grad, state)
-        for param_state in flat["states"]:  # keep each parameter's state up to date
-            param_state["step"] = step
-        if len(state) > 1:
-            self._share_slots(flat, params)
-        return True
-
-    def _start_flat(self, params: PackedParams, grads: dict):
+    def _start_flat(self, params, grads: dict):
         """The flat update's buffers and state for ``params`` (None: it cannot be used)."""
-        opt = self.optimizer
-        if params.flat.size > self.flat_max_size or not params.keys() <= grads.keys():
+        if not isinstance(params, PackedParams) or params.flat.size > self.flat_max_size \
+                or not params.keys() <= grads.keys():
             return None
         state = self._flatten_state(params)
         if state is None:
             return None
-        grad = params.flat.copy()
-        flat = self._flat = {"params": params.flat, "grad": grad, "state": state,
-                             "grad_views": params.views_of(grad), "slot_views": {},
-                             "states": [opt.state.setdefault(name, {}) for name in params],
-                             "owner": opt.state}
-        flat["names"], flat["views"] = zip(*flat["grad_views"])
+        flat = self._flat = FlatState(params, state, self.optimizer.state)
         if self.on_grad_buffer is not None:
-            self.on_grad_buffer(dict(flat["grad_views"]))
+            self.on_grad_buffer(dict(zip(flat.names, flat.views)))
         return flat
-
-    def _share_slots(self, flat: dict, params: PackedParams) -> None:
-        """Point each parameter's state at its views of the flat state's slots (momentum
-        buffers, moments; scalar slots get the value), after ``update_one`` (re)bound them."""
-        opt, slot_views = self.optimizer, flat["slot_views"]
-        for slot, value in flat["state"].items():
-            if slot in opt.scalar_slots:
-                for param_state in flat["states"]:
-                    param_state[slot] = value
-            elif slot_views.get(slot) is not value:  # a new (or rebound) flat array: views
-                slot_views[slot] = value
-                for param_state, (_, view) in zip(flat["states"], params.views_of(value)):
-                    param_state[slot] = view
 
     def _flatten_state(self, params: PackedParams):
         """The per-parameter state as one flat state (arrays concatenated), or None when the
         parameters' states differ in their slots or step counts (then: per-parameter)."""
         opt = self.optimizer
         states = [opt.state.get(name, {}) for name in params]
-        slots = set(states[0])
-        if any(set(state) != slots for state in states):
+        slots = list(states[0])
+        if any(state.keys() != states[0].keys() for state in states):
             return None
         flat = {}
         xp = get_array_module(params.flat)
@@ -183,3 +135,58 @@ class FlatUpdate:
                 flat[slot] = xp.concatenate([xp.asarray(state[slot]).reshape(-1)
                                              for state in states]).astype(params.flat.dtype)
         return flat
+
+
+class FlatState:
+    """The flat update's buffers for one :class:`PackedParams`: the flat gradient (each
+    param's gradient a view of it), the optimizer's state as flat arrays, and each param's
+    own state dict, kept pointing at its views of those arrays (``state_dict`` and
+    checkpoints are then the same as with per-parameter updates)."""
+
+    __slots__ = ("params", "array", "grad", "names", "views", "state", "states", "owner",
+                 "slot_views")
+
+    def __init__(self, params: PackedParams, state: dict, owner: dict):
+        self.params, self.array, self.state, self.owner = params, params.flat, state, owner
+        self.grad = params.flat.copy()
+        self.names, self.views = zip(*params.views_of(self.grad))
+        self.states = [owner.setdefault(name, {}) for name in params]
+        self.slot_views = {}
+
+    def take(self, grads: dict) -> bool:
+        """Whether every param's gradient is in the flat buffer now: backward wrote them
+        there itself when it could, else they are copied (False: one is missing)."""
+        if all(map(operator.is_, map(grads.get, self.names), self.views)):
+            return True
+        for name, view in zip(self.names, self.views):
+            g = grads.get(name)
+            if g is None:
+                return False
+            if g is not view:
+                view[...] = g
+        return True
+
+    def update(self, opt) -> None:
+        """One ``update_one`` of ``opt`` on the flat arrays, then the params' states."""
+        grad, state = self.grad, self.state
+        if opt.weight_decay != 0:
+            grad += opt.weight_decay * self.array
+        state["step"] = step = state.get("step", 0) + 1
+        opt._grad_is_private = True  # our own buffer, refilled every step
+        opt.update_one("*", self.array, grad, state)
+        for param_state in self.states:  # keep each parameter's state up to date
+            param_state["step"] = step
+        if len(state) > 1:
+            self.share_slots(opt)
+
+    def share_slots(self, opt) -> None:
+        """Point each parameter's state at its views of the flat state's slots (momentum
+        buffers, moments; scalar slots get the value), after ``update_one`` (re)bound them."""
+        for slot, value in self.state.items():
+            if slot in opt.scalar_slots:
+                for param_state in self.states:
+                    param_state[slot] = value
+            elif self.slot_views.get(slot) is not value:  # a new (or rebound) flat array
+                self.slot_views[slot] = value
+                for param_state, (_, view) in zip(self.states, self.params.views_of(value)):
+                    param_state[slot] = view

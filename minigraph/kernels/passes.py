@@ -32,9 +32,20 @@ class TrainingPasses:
         self.forward_steps = [(s.op.forward, self.ctxs[s.name], s.inputs,
                                s.outputs[0] if len(s.outputs) == 1 else s.outputs,
                                len(s.outputs) == 1, s.free) for s in ex.steps]
-        # (backward, its context, the output whose gradient it reads, sends, op name, inputs)
-        self.backward_steps = [(s.op.backward, self.ctxs[s.name], s.outputs[-1], s.sends,
-                                s.op.name, len(s.inputs)) for s in ex.backward_steps]
+        # (backward, its context, the output whose gradient it reads, whether that gradient
+        # is wanted (kept), the first gradients of tensors (positions, names), the gradients
+        # added to one already there (fan-out), op name, number of inputs)
+        self.backward_steps = []
+        seen = {self.loss}
+        for s in ex.backward_steps:
+            first, added = [], []
+            for i, t in s.sends:
+                (added if t in seen else first).append((i, t))
+                seen.add(t)
+            positions, names = tuple(zip(*first)) or ((), ())
+            self.backward_steps.append((s.op.backward, self.ctxs[s.name], s.outputs[-1],
+                                        s.outputs[-1] in ex.wanted, positions, names, tuple(added),
+                                        s.op.name, len(s.inputs)))
 
     def forward(self, params: dict, feeds: dict, *, training=False, rng=None, checked=False,
                 keep_values=True) -> Pass:
@@ -61,21 +72,21 @@ class TrainingPasses:
         if keep_all or run.ctxs is not self.ctxs or self.loss is None \
                 or loss not in (None, self.loss):
             return ex.backward(run, loss, keep_all)
-        loss, wanted = self.loss, self.wanted
-        grads = {loss: ex.seed(run.values[loss])}  # d(loss)/d(loss) = 1
-        for backward, ctx, out, sends, name, arity in self.backward_steps:
+        grads = {self.loss: ex.seed(run.values[self.loss])}  # d(loss)/d(loss) = 1
+        keep, take = grads.get, grads.pop
+        for backward, ctx, out, kept, positions, names, added, op, arity in self.backward_steps:
             # an intermediate gradient is dropped once its producer has used it
-            gy = grads.get(out) if out in wanted else grads.pop(out, None)
+            gy = keep(out) if kept else take(out, None)
             if gy is None:
                 continue
             gxs = backward(ctx, gy)
             ctx.saved = None  # release what forward saved for this step
             if len(gxs) != arity:
-                raise RuntimeError(f"op '{name}' returned {len(gxs)} gradients for "
-                                   f"{arity} inputs")
-            for i, t in sends:
-                g = gxs[i]
-                if g is not None:
-                    grads[t] = g if t not in grads else grads[t] + g  # fan-out: sum
+                raise RuntimeError(f"op '{op}' returned {len(gxs)} gradients for {arity} "
+                                   "inputs")
+            grads.update(zip(names, map(gxs.__getitem__, positions)))  # (None: no gradient)
+            for i, t in added:  # fan-out: a tensor read by several steps gets their sum
+                g, before = gxs[i], keep(t)
+                grads[t] = before if g is None else g if before is None else before + g
         run.grads = grads
         return grads
