@@ -166,3 +166,35 @@ def test_training_passes_sum_fan_out_gradients_as_the_executor_does():
     for name in want:
         np.testing.assert_array_equal(got[name], want[name], err_msg=name)
     assert [r["loss"] for r in fast.fit().records] == [r["loss"] for r in plain.fit().records]
+
+
+HOSTILE = "x\"]); __import__('os').system('false'); ([\""  # a legal tensor name
+
+
+def test_no_model_text_becomes_code():
+    """The written-out loops hold only names made by the kernels: every identifier and every
+    bracketed expression in their source is one of ours, whatever the model's names."""
+    import re
+
+    spec = {
+        "minigraph": 1, "name": "hostile",
+        "inputs": {HOSTILE: {"shape": ["batch", 2]}, "t": {"shape": ["batch", 1]}},
+        "params": {"W'); import os; ('": {"shape": [2, 1], "init": "ones"}},
+        "nodes": [{"name": "n\"1", "op": "matmul", "inputs": [HOSTILE, "W'); import os; ('"],
+                   "outputs": ["y = 1 #"]},
+                  {"name": "loss", "op": "mse", "inputs": ["y = 1 #", "t"],
+                   "outputs": ["L"]}],
+        "outputs": ["y = 1 #"], "loss": "L",
+        "data": {"train": {"inline": {HOSTILE: [[0, 1], [1, 0]], "t": [[1], [0]]}}},
+        "train": {"epochs": 2, "optimizer": {"type": "sgd", "lr": 0.1}},
+    }
+    graph = load_graph(spec)
+    trainer = Trainer(graph, train_config(graph), load_splits(graph))
+    trainer.fit()
+    source = trainer.passes.source
+    ours = {"def", "forward", "backward", "values", "rng", "seed", "y", "r", "if", "is", "not",
+            "None", "del", "len", "grads", "return", "saved", "_bad_arity", "_plus"}
+    words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", source))
+    assert words - ours <= {w for w in words if re.fullmatch(r"[tgcfbn][0-9]+", w)}, source
+    assert not set(source) - set("abcdefghijklmnopqrstuvwxyz_0123456789N =()[]{},.:!\n"), source
+    assert "W'); import os" in trainer.params  # the names are there, as values
