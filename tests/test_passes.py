@@ -197,4 +197,4 @@ def test_no_model_text_becomes_code():
     words = set(re.findall(r"[A-Za-z_][A-Za-z0-9_]*", source))
     assert words - ours <= {w for w in words if re.fullmatch(r"[tgcfbn][0-9]+", w)}, source
     assert not set(source) - set("abcdefghijklmnopqrstuvwxyz_0123456789N =()[]{},.:!\n"), source
-    assert "W'); import os" in trainer.params  # the names are there, as values
+    assert "W'); import os; ('" in trainer.params  # the names are there, as values
