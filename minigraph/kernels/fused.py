@@ -32,8 +32,6 @@ uses bce's own loss on sigmoid's own output; a model that wants the stable form 
 """
 from __future__ import annotations
 
-import functools
-
 from ..ops.base import Op, get_array_module
 from ..ops.loss import GRAD_EPS, LOG_FLOOR, CrossEntropy
 from ..ops.probability import log_softmax
@@ -60,80 +58,95 @@ class LinearFused(Op):
         return linear_grads(ctx.needs_input_grad, x, w, gy, ctx.grad_into)
 
 
-def linear_grads(needs, x, w, gz, into=(None, None, None)):
+def linear_grads(needs, x, w, gz, into=(None, None, None), xp=None):
     """(dx, dW, db) of z = x W + b from dL/dz; None for what ``needs`` does not ask for.
 
     ``into``: where the plan wants dW and db written (the optimizer's flat gradient buffer,
-    see :meth:`.TrainingKernels.give_grad_buffers`), else None: new arrays.
+    see :meth:`.TrainingKernels.give_grad_buffers`), else None: new arrays.  ``xp``: the
+    arrays' module, when the caller has it at hand.
     """
     need_x, need_w, need_b = needs[:3]
-    xp = get_array_module(gz)
+    xp = xp or get_array_module(gz)
     return (gz @ w.T if need_x else None,
             xp.matmul(x.T, gz, out=into[1]) if need_w else None,
             (column_sums(xp, gz, into[2]) if gz.ndim == 2 and gz.dtype.kind == "f"
              else sum_leading(gz, 1, out=into[2])) if need_b else None)
 
 
-def _relu_in_place(z):
-    return get_array_module(z).maximum(z, 0, out=z)
+# Each activation as (y from z, written over z; dL/dz from y and dL/dy, written over y),
+# given the arrays' module and 0 and 1 as 0-d arrays of their dtype (``numbers``).  Each
+# derivative is read from the output, so z need not be kept.
+def _relu(xp, z, numbers):
+    return xp.maximum(z, numbers[0], out=z)
 
 
-def _tanh_in_place(z):
-    return get_array_module(z).tanh(z, out=z)
+def _relu_grad(xp, y, gy, numbers):
+    """dL/dz = gy (y > 0) (y > 0 exactly where z > 0)."""
+    return xp.multiply(gy, y > numbers[0], out=y)
 
 
-def _relu_grad(y, gy):
-    """dL/dz = gy (y > 0), in y's memory (y > 0 exactly where z > 0)."""
-    return get_array_module(y).multiply(gy, y > 0, out=y)
+def _sigmoid(xp, z, numbers):
+    """As ``ops.activation.stable_sigmoid`` computes it: the same operations, the same bits."""
+    return sigmoid_over(xp, z, z, numbers[0]) if z.ndim else sigmoid_in_place(z)
 
 
-def _sigmoid_grad(y, gy):
-    """dL/dz = gy y (1 - y), in y's memory."""
-    one_minus = constant(1, y) - y
+def _sigmoid_grad(xp, y, gy, numbers):
+    """dL/dz = gy y (1 - y)."""
+    one_minus = xp.subtract(numbers[1], y)
     y *= one_minus
     y *= gy
     return y
 
 
-def _tanh_grad(y, gy):
-    """dL/dz = gy (1 - y^2), in y's memory."""
+def _tanh(xp, z, numbers):
+    return xp.tanh(z, out=z)
+
+
+def _tanh_grad(xp, y, gy, numbers):
+    """dL/dz = gy (1 - y^2)."""
     y *= y
-    get_array_module(y).subtract(1, y, out=y)
+    xp.subtract(numbers[1], y, out=y)
     y *= gy
     return y
 
 
-# activation -> (y from z, in z's memory where it can be; dL/dz from y and dL/dy, written
-# over y).  Each derivative is read from the output, so z need not be kept.
 ACTIVATIONS = {
-    "relu": (_relu_in_place, _relu_grad),
-    "sigmoid": (functools.partial(sigmoid_in_place, own=True), _sigmoid_grad),
-    "tanh": (_tanh_in_place, _tanh_grad),
+    "relu": (_relu, _relu_grad),
+    "sigmoid": (_sigmoid, _sigmoid_grad),
+    "tanh": (_tanh, _tanh_grad),
 }
 
 
 class LinearAct(LinearFused):
     """y = act(x W + b) for act in ``ACTIVATIONS``: the activation applied to the product
-    (in place for relu and tanh), and its derivative from y in backward, computed in y's
-    memory when the plan says nobody keeps y (else in a copy)."""
+    in place, and its derivative from y in backward, computed in y's memory when the plan
+    says nobody keeps y (else in a copy)."""
 
     def __init__(self, activation):
         self.name = f"linear+{activation}(fused)"
         self.apply, self.derivative = ACTIVATIONS[activation]
+        self.numbers = {}  # dtype -> (0, 1) as 0-d arrays (see blas.constant): a plan has one
 
     def forward(self, ctx, x, w, b):
         z = x @ w
         z += b
-        y = self.apply(z)
-        ctx.saved = (x, w, y)
+        xp = get_array_module(z)
+        numbers = self.numbers.get(z.dtype) or self._numbers(z)
+        y = self.apply(xp, z, numbers)
+        ctx.saved = (xp, x, w, y, numbers)
         return y
 
     def backward(self, ctx, gy):
-        x, w, y = ctx.saved
+        xp, x, w, y, numbers = ctx.saved
         ctx.saved = None
         if not ctx.owns_outputs:  # somebody may still read y: work on a copy
             y = y.copy()
-        return linear_grads(ctx.needs_input_grad, x, w, self.derivative(y, gy), ctx.grad_into)
+        return linear_grads(ctx.needs_input_grad, x, w, self.derivative(xp, y, gy, numbers),
+                            ctx.grad_into, xp)
+
+    def _numbers(self, like):
+        self.numbers[like.dtype] = found = (constant(0, like), constant(1, like))
+        return found
 
 
 class FlattenLinear(Op):
@@ -308,7 +321,7 @@ class LinearSigmoidBCE(Op):
         x, w, saved = ctx.saved
         needs = ctx.needs_input_grad
         dz, dt = self.tail.grads(saved, gy, True, needs[3])
-        return (*linear_grads(needs, x, w, dz, ctx.grad_into), dt)
+        return (*linear_grads(needs, x, w, dz, ctx.grad_into, saved[3]), dt)
 
 
 class LogSoftmaxNLL(Op):

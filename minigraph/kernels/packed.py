@@ -91,7 +91,7 @@ class FlatUpdate:
         flat = self._flat
         if flat is None or flat.params is not params or flat.owner is not opt.state:
             flat = self._start_flat(params, grads)
-        if flat is not None and params.intact() and flat.take(grads):
+        if flat is not None and flat.take(grads):
             flat.update(opt)
             return
         self._flat = None  # per-parameter updates: the flat state is rebuilt when next used
@@ -154,8 +154,11 @@ class FlatState:
         self.slot_views = {}
 
     def take(self, grads: dict) -> bool:
-        """Whether every param's gradient is in the flat buffer now: backward wrote them
-        there itself when it could, else they are copied (False: one is missing)."""
+        """Whether the params are still the packed views and every param's gradient is in
+        the flat buffer now: backward wrote them there itself when it could, else they are
+        copied (False: a param was replaced, or a gradient is missing)."""
+        if not self.params.intact():
+            return False
         if all(map(operator.is_, map(grads.get, self.names), self.views)):
             return True
         for name, view in zip(self.names, self.views):
@@ -174,10 +177,11 @@ class FlatState:
         state["step"] = step = state.get("step", 0) + 1
         opt._grad_is_private = True  # our own buffer, refilled every step
         opt.update_one("*", self.array, grad, state)
-        for param_state in self.states:  # keep each parameter's state up to date
-            param_state["step"] = step
         if len(state) > 1:
             self.share_slots(opt)
+        else:  # keep each parameter's state up to date
+            for param_state in self.states:
+                param_state["step"] = step
 
     def share_slots(self, opt) -> None:
         """Point each parameter's state at its views of the flat state's slots (momentum
