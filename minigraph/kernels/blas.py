@@ -27,27 +27,27 @@ def sum_leading(g, axes: int, out=None):
     if not g.flags.c_contiguous:  # seeing it as (rows, rest) would copy it
         return g.sum(axis=tuple(range(axes)))
     rows = math.prod(g.shape[:axes])
-    total = _ones(get_array_module(g), rows, g.dtype) @ g.reshape(rows, -1)
+    total = ones(get_array_module(g), rows, g.dtype) @ g.reshape(rows, -1)
     return total if g.ndim == axes + 1 else total.reshape(g.shape[axes:])
 
 
 def column_sums(xp, g, out=None):
     """:func:`sum_leading` of a float matrix ``g`` over its rows, its module ``xp`` at hand."""
-    return xp.matmul(_ones(xp, g.shape[0], g.dtype), g, out=out)
+    return xp.matmul(ones(xp, g.shape[0], g.dtype), g, out=out)
 
 
 _ONES: dict = {}
 
 
-def _ones(xp, n, dtype):
+def ones(xp, n, dtype):
     """A vector of n ones, kept: a training step asks for the same ones every time."""
     key = (xp, n, dtype.char)
-    ones = _ONES.get(key)
-    if ones is None:
+    found = _ONES.get(key)
+    if found is None:
         if len(_ONES) >= 64:  # many batch sizes: start afresh rather than grow
             _ONES.clear()
-        ones = _ONES[key] = xp.ones(n, dtype=dtype)
-    return ones
+        found = _ONES[key] = xp.ones(n, dtype=dtype)
+    return found
 
 
 _CONSTANTS: dict = {}
