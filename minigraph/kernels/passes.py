@@ -8,13 +8,19 @@ So the training plan writes the two loops out, unrolled, as two small Python fun
 one line per op call, each tensor a local variable -- as :mod:`dataclasses` and
 :func:`collections.namedtuple` write their methods.  For XOR (``TrainingPasses.source``)::
 
-    def forward(values, rng):
+    def forward(values, rng):             # x, W1, b1, W2, b2, t -> t0 ... t5
         t0 = values[n0]
         ...
-        c0.rng = rng
-        t5 = f0(c0, t0, t1, t2)
-        del t0, t1, t2
-        ...
+        c6.rng = rng
+        t6 = f7(c6, t0, t1, t2)              # h = linear+sigmoid(x, W1, b1)
+        c8.rng = rng
+        y = f9(c8, t6, t3, t4, t5)           # y, L = linear+sigmoid+bce(h, W2, b2, t)
+        t7 = y[0]
+        t8 = y[1]
+        values[n10] = t7                     # kept: the output and the loss
+        values[n11] = t8
+        del t6                               # h: its last use
+        return values
 
 The functions call the same ops, with the same arguments, in the same order, as the
 executor's loops (so they compute the same numbers, bit for bit: ``tests/test_passes.py``),
@@ -117,7 +123,7 @@ class _Code:
                       for t in s.outputs if t not in freed]
             if s.free:
                 lines.append(f"    del {', '.join(self.local(t) for t in s.free)}")
-        return "\n".join(lines) + "\n"
+        return "\n".join(lines + ["    return values"]) + "\n"
 
     def backward(self) -> str:
         """Seed d(loss)/d(loss), call each backward step's rule when its output has a
