@@ -22,6 +22,7 @@ from ..backend import to_numpy
 from ..errors import MinigraphError, RunError
 
 INSTALL = "pip install 'minigraph[mpi]'"
+ABORT_GRACE_SECONDS = 0.5  # see _abort()
 
 
 class DistributedError(MinigraphError):
@@ -68,6 +69,9 @@ def _abort(comm, code: int) -> None:
             stream.flush()
         except (OSError, ValueError, AttributeError):
             pass
+    # mpiexec forwards each rank's output through a proxy, and MPI_Abort tears the proxies
+    # down: give them a moment to pass on this rank's last words (seen cut mid-traceback)
+    time.sleep(ABORT_GRACE_SECONDS)
     comm.Abort(code)
 
 
