@@ -49,9 +49,11 @@ class TrainingPasses:
         self._steps, self.loss = ex.steps, ex.graph.loss
         self.ctxs = {s.name: s.context(True, None, s.needs, s.private) for s in ex.steps}
         code = _Code(ex, self.ctxs)
-        self.source = code.forward() + "\n" + (code.backward() if self.loss else "")
+        sources = [code.forward()] + ([code.backward()] if self.loss else [])
         namespace = dict(code.namespace, _bad_arity=_bad_arity, _plus=_plus)
-        exec(compile(self.source, "<minigraph training passes>", "exec"), namespace)
+        for source in sources:  # one at a time: compiling holds about 100x the source's size
+            exec(compile(source, "<minigraph training passes>", "exec"), namespace)
+        self.source = "\n".join(sources)
         self._forward, self._backward = namespace["forward"], namespace.get("backward")
 
     def forward(self, params: dict, feeds: dict, *, training=False, rng=None, checked=False,
