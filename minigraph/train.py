@@ -335,7 +335,7 @@ def joined(arrays: list):
 def draw_seed(rng) -> int:
     """An epoch's dropout seed: ``int(rng.integers(2 ** 63))``, drawn as NumPy draws it (the
     top 63 bits of one 64-bit draw of ``rng``'s PCG64) without ``integers``' argument
-    handling, which costs more than a small model's step (tests/test_train_speed.py checks
+    handling, which costs more than a small model's step (tests/test_epoch_loop.py checks
     that both give the same seeds and leave ``rng`` in the same state)."""
     return rng.bit_generator.random_raw() >> 1
 
