@@ -597,7 +597,8 @@ class Trainer:
         epoch, start = state.epoch, time.perf_counter()
         self.optimizer.lr = self.schedule.lr_at(epoch)
         dropout_rng = LazyGenerator(self.backend.xp, draw_seed(self.rng))
-        total, count, preds, targets = 0.0, 0, [], {t: [] for t in self.targets}
+        keep = cfg.metrics and self.prediction and self.targets  # what the metrics read
+        total, count, preds, targets = 0.0, 0, [], []
         for step, (batch, n) in enumerate(self.batches.epoch(shuffle=cfg.shuffle,
                                                               rng=self.rng)):
             try:
@@ -609,16 +610,14 @@ class Trainer:
             count += n
             for on_batch_end in self.batch_hooks:  # e.g. a progress bar
                 on_batch_end(step, {"loss": total / count, "examples": count})
-            if cfg.metrics and self.prediction:
+            if keep:
                 preds.append(to_numpy(run.values[self.prediction]))
-                for t in self.targets:
-                    targets[t].append(to_numpy(batch[t]))
+                targets.append(to_numpy(batch[self.targets[0]]))
         state.epoch += 1
         state.mark_boundary()  # a new boundary: the epoch is complete
         record = {"epoch": state.epoch, "loss": total / max(count, 1)}
         if preds:
-            record.update(self._metrics(joined(preds),
-                                        {t: joined(v) for t, v in targets.items()}))
+            record.update(metric_values(cfg, joined(preds), joined(targets)))
         if self.test_data is not None:
             for key, value in self.evaluate(self.test_data).items():
                 record[f"test_{key}"] = value
