@@ -67,6 +67,9 @@ DATASETS = {
     "rows": {"x": np.arange(20.0).reshape(10, 2), "t": np.arange(10) % 3},
     "rows and a scalar": {"x": np.arange(7.0), "s": np.float32(2.5), "t": -np.arange(7.0)},
     "scalars only": {"s": np.float64(1.0), "u": np.int64(3)},
+    "other layouts": {"f": np.asfortranarray(np.arange(14.0).reshape(7, 2)),
+                      "v": np.arange(42.0).reshape(7, 3, 2).transpose(0, 2, 1),
+                      "r": np.arange(7, dtype=np.float32)[::-1]},
     "nothing": {},
 }
 
@@ -90,7 +93,8 @@ def test_batches_cut_as_the_plain_loop(name, batch_size, shuffle, drop_last):
             for key in plain:
                 assert np.array_equal(batch[key], plain[key])
                 assert np.array_equal(other[key], plain[key])
-                assert np.asarray(batch[key]).dtype == np.asarray(plain[key]).dtype
+                got, want = np.asarray(batch[key]), np.asarray(plain[key])
+                assert got.dtype == want.dtype and got.strides == want.strides  # same layout
             assert size == num_examples(plain)
         assert a.bit_generator.state == b.bit_generator.state == c.bit_generator.state
 

@@ -75,4 +75,15 @@ class Batches:
 
     def take(self, index) -> dict:
         """The examples ``index`` (a slice or an index array) of every array."""
-        return {name: a if whole else a[index] for name, a, whole in self.items}
+        if isinstance(index, slice):
+            return {name: a if whole else a[index] for name, a, whole in self.items}
+        return {name: a if whole else rows(a, index) for name, a, whole in self.items}
+
+
+def rows(a, index):
+    """``a[index]`` for an array of indices.  For a C-ordered NumPy array (the usual data)
+    ``a.take(index, 0)`` gives the same rows, laid out the same way, at a fraction of the
+    cost of fancy indexing on a small array."""
+    if isinstance(a, np.ndarray) and a.flags.c_contiguous:
+        return a.take(index, 0)
+    return a[index]
