@@ -14,7 +14,7 @@ import numpy as np
 
 from .backend import select, to_numpy
 from .checkpoint import Checkpoint, defer_sigint
-from .data import DataSplits, iterate_batches, num_examples
+from .data import Batches, DataSplits, iterate_batches, num_examples
 from . import kernels
 from .engine import Executor, init_params
 from .errors import DataError, ModelError, RunError, did_you_mean
@@ -332,6 +332,14 @@ def joined(arrays: list):
     return arrays[0] if len(arrays) == 1 else np.concatenate(arrays)
 
 
+def draw_seed(rng) -> int:
+    """An epoch's dropout seed: ``int(rng.integers(2 ** 63))``, drawn as NumPy draws it (the
+    top 63 bits of one 64-bit draw of ``rng``'s PCG64) without ``integers``' argument
+    handling, which costs more than a small model's step (tests/test_epoch_loop.py checks
+    that both give the same seeds and leave ``rng`` in the same state)."""
+    return rng.bit_generator.random_raw() >> 1
+
+
 class LazyGenerator:
     """An epoch's generator for dropout, made on first use: ``xp.random.default_rng(seed)``.
 
@@ -493,6 +501,8 @@ class Trainer:
         self.train_data, _ = self.executor.check_feeds(data.train or {}, infer=False)
         self.test_data = self.executor.check_feeds(data.test, infer=False)[0] \
             if data.test else None
+        self.batches = Batches(self.train_data, self.config.batch_size,
+                               drop_last=self.config.drop_last)  # cut anew every epoch
         self._check_batches()
 
     def _check_batches(self) -> None:
@@ -586,30 +596,28 @@ class Trainer:
         state.mid_epoch = True  # the state now moves away from its last boundary
         epoch, start = state.epoch, time.perf_counter()
         self.optimizer.lr = self.schedule.lr_at(epoch)
-        dropout_rng = LazyGenerator(self.backend.xp, int(self.rng.integers(2 ** 63)))
-        total, count, preds, targets = 0.0, 0, [], {t: [] for t in self.targets}
-        for step, batch in enumerate(iterate_batches(
-                self.train_data, cfg.batch_size, shuffle=cfg.shuffle, rng=self.rng,
-                drop_last=cfg.drop_last)):
+        dropout_rng = LazyGenerator(self.backend.xp, draw_seed(self.rng))
+        keep = cfg.metrics and self.prediction and self.targets  # what the metrics read
+        total, count, preds, targets = 0.0, 0, [], []
+        for step, (batch, n) in enumerate(self.batches.epoch(shuffle=cfg.shuffle,
+                                                              rng=self.rng)):
             try:
                 loss, run = self.train_step(batch, dropout_rng)
             except NonFiniteLoss as exc:
                 raise exc.at(epoch, step) from None
-            n = max(num_examples(batch), 1)  # a model without inputs: one "example"
+            n = max(n, 1)  # a model without inputs: one "example"
             total += loss * n
             count += n
             for on_batch_end in self.batch_hooks:  # e.g. a progress bar
                 on_batch_end(step, {"loss": total / count, "examples": count})
-            if cfg.metrics and self.prediction:
+            if keep:
                 preds.append(to_numpy(run.values[self.prediction]))
-                for t in self.targets:
-                    targets[t].append(to_numpy(batch[t]))
+                targets.append(to_numpy(batch[self.targets[0]]))
         state.epoch += 1
         state.mark_boundary()  # a new boundary: the epoch is complete
         record = {"epoch": state.epoch, "loss": total / max(count, 1)}
         if preds:
-            record.update(self._metrics(joined(preds),
-                                        {t: joined(v) for t, v in targets.items()}))
+            record.update(metric_values(cfg, joined(preds), joined(targets)))
         if self.test_data is not None:
             for key, value in self.evaluate(self.test_data).items():
                 record[f"test_{key}"] = value

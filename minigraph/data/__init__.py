@@ -102,7 +102,7 @@ value), ``checks`` (dtype and shape checks) and ``batches``.
 """
 from __future__ import annotations
 
-from .batches import iterate_batches, num_examples
+from .batches import Batches, iterate_batches, num_examples
 from .generators import GENERATORS
 from .series import SERIES  # registers the series generators (sine, drive)
 from .mnist import DEFAULT_MNIST_DIR, MNIST_FILES, mnist_files
@@ -111,6 +111,7 @@ from .sources import DataSplits, load_data
 __all__ = [
     "DataSplits",
     "load_data",
+    "Batches",
     "iterate_batches",
     "num_examples",
     "mnist_files",

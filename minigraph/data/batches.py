@@ -32,26 +32,58 @@ def iterate_batches(arrays: dict[str, np.ndarray], batch_size: int | None, *, sh
     from ``rng`` when this function is called, so each epoch visits every example exactly once
     in a new order.  ``drop_last`` skips a final batch smaller than ``batch_size`` (so a
     ``batch_size`` larger than the data gives no batch at all).  Scalar arrays go whole into
-    every batch.
+    every batch.  (A trainer cuts the same arrays every epoch: it keeps one :class:`Batches`.)
     """
-    if batch_size is not None and (isinstance(batch_size, bool)
-                                   or not isinstance(batch_size, (int, np.integer))
-                                   or batch_size < 1):
-        raise ModelError(f"batch_size must be a positive whole number, not {short(batch_size)}")
-    n = num_examples(arrays)
-    order = rng.permutation(n) if shuffle else None
+    epoch = Batches(arrays, batch_size, drop_last=drop_last).epoch(shuffle=shuffle, rng=rng)
+    return (batch for batch, _ in epoch)
 
-    def take(index):
-        return {name: (a if np.ndim(a) == 0 else a[index]) for name, a in arrays.items()}
 
-    def batches():
-        if batch_size is None:
-            yield dict(arrays) if order is None else take(order)
-            return
-        for start in range(0, n, batch_size):
-            stop = start + batch_size
-            if stop > n and drop_last:
+class Batches:
+    """``arrays`` cut into mini-batches epoch after epoch, as :func:`iterate_batches` cuts
+    them, with the checks and counts that do not change between epochs done once.
+
+    ``epoch(shuffle=, rng=)`` yields each batch with its number of examples.
+    """
+
+    def __init__(self, arrays: dict, batch_size: int | None, *, drop_last: bool = False):
+        if batch_size is not None and (isinstance(batch_size, bool)
+                                       or not isinstance(batch_size, (int, np.integer))
+                                       or batch_size < 1):
+            raise ModelError(f"batch_size must be a positive whole number, not "
+                             f"{short(batch_size)}")
+        self.arrays, self.batch_size, self.drop_last = arrays, batch_size, drop_last
+        self.n = num_examples(arrays)
+        # (name, array, whether it goes whole into every batch: a scalar)
+        self.items = tuple((name, a, np.ndim(a) == 0) for name, a in arrays.items())
+
+    def epoch(self, *, shuffle: bool, rng: np.random.Generator):
+        """One epoch's ``(batch, examples)`` pairs; the permutation is drawn now."""
+        order = rng.permutation(self.n) if shuffle else None
+        if self.batch_size is None:  # one batch: every example
+            whole = dict(self.arrays) if order is None else self.take(order)
+            return iter([(whole, self.n)])
+        return self._cut(order)
+
+    def _cut(self, order):
+        n, size = self.n, self.batch_size
+        for start in range(0, n, size):
+            stop = start + size
+            if stop > n and self.drop_last:
                 return
-            yield take(slice(start, stop) if order is None else order[start:stop])
+            index = slice(start, stop) if order is None else order[start:stop]
+            yield self.take(index), min(stop, n) - start
 
-    return batches()
+    def take(self, index) -> dict:
+        """The examples ``index`` (a slice or an index array) of every array."""
+        if isinstance(index, slice):
+            return {name: a if whole else a[index] for name, a, whole in self.items}
+        return {name: a if whole else rows(a, index) for name, a, whole in self.items}
+
+
+def rows(a, index):
+    """``a[index]`` for an array of indices.  For a C-ordered NumPy array (the usual data)
+    ``a.take(index, 0)`` gives the same rows, laid out the same way, at a fraction of the
+    cost of fancy indexing on a small array."""
+    if isinstance(a, np.ndarray) and a.flags.c_contiguous:
+        return a.take(index, 0)
+    return a[index]
