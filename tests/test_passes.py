@@ -10,6 +10,7 @@ import pytest
 from minigraph.api import load_graph, load_splits
 from minigraph.kernels import TrainingPasses
 from minigraph.train import Trainer, train_config
+from small_models import dropout_model
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
 
@@ -46,28 +47,9 @@ def test_training_passes_equal_the_executor_loops_bit_for_bit(name):
     _same_training(lambda: _trainer(name))
 
 
-DROPOUT = {
-    "minigraph": 1, "name": "dropout_mlp",
-    "inputs": {"x": {"shape": ["batch", 2]}, "t": {"shape": ["batch", 1]}},
-    "nodes": [
-        {"name": "fc1", "op": "linear", "inputs": ["x"], "outputs": ["z1"],
-         "attrs": {"units": 8}},
-        {"name": "act1", "op": "relu", "inputs": ["z1"], "outputs": ["h1"]},
-        {"name": "drop", "op": "dropout", "inputs": ["h1"], "outputs": ["d1"],
-         "attrs": {"p": 0.3}},
-        {"name": "fc2", "op": "linear", "inputs": ["d1"], "outputs": ["y"],
-         "attrs": {"units": 1}},
-        {"name": "loss", "op": "mse", "inputs": ["y", "t"], "outputs": ["L"]},
-    ],
-    "outputs": ["y"], "loss": "L",
-    "data": {"train": {"generator": "circles", "n": 64, "seed": 3}},
-    "train": {"epochs": 3, "batch_size": 16, "seed": 5,
-              "optimizer": {"type": "momentum", "lr": 0.1}},
-}
-
-
 def test_training_passes_with_dropout_draw_what_the_executor_draws():
-    _same_training(lambda: _trainer_of(DROPOUT))
+    _same_training(lambda: _trainer_of(dropout_model(batch_size=8, optimizer={
+        "type": "momentum", "lr": 0.1})))
 
 
 def test_other_passes_go_to_the_executor():
