@@ -40,7 +40,7 @@ class TrainingPasses:
     def __init__(self, executor):
         self.executor = executor
         self._steps = None  # the plan the code below was written for (set_wrt makes another)
-        self.ctxs = None
+        self.ctxs, self.loss = None, None
         self.source = ""
 
     def _prepare(self):
