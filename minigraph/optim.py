@@ -177,21 +177,6 @@ class Optimizer:
                     flat[f"{name}/{slot}"] = value.copy()
         return flat
 
-    def copy_state(self) -> tuple:
-        """``(t, state)`` copied: what :meth:`state_dict` holds, as the optimizer keeps it (a
-        cheaper copy for going back within a run; :meth:`restore_state` takes it back)."""
-        return self.t, self._copied(self.state)
-
-    def restore_state(self, copied: tuple) -> None:
-        """Go back to what :meth:`copy_state` returned; later steps continue bit for bit."""
-        t, state = copied
-        self.t, self.state, self._loaded = t, self._copied(state), True
-
-    def _copied(self, state: dict) -> dict:
-        scalars = self.scalar_slots
-        return {name: {slot: value if slot in scalars else value.copy()
-                       for slot, value in slots.items()} for name, slots in state.items()}
-
     def load_state_dict(self, flat: dict) -> None:
         """Restore what :meth:`state_dict` returned; later steps continue bit for bit."""
         state: dict[str, dict] = {}

@@ -382,7 +382,7 @@ class TrainingState:
         packed = isinstance(self.params, PackedParams) and self.params.intact()
         params = self.params.flat.copy() if packed else {k: v.copy()
                                                          for k, v in self.params.items()}
-        return (self.epoch, params, self.optimizer.copy_state(),
+        return (self.epoch, params, self.optimizer.state_dict(),
                 self.rng.bit_generator.state)
 
     def mark_boundary(self) -> None:
@@ -408,7 +408,7 @@ class TrainingState:
             else:
                 for name, value in params.items():
                     self.params[name][...] = value
-            self.optimizer.restore_state(optim)
+            self.optimizer.load_state_dict(optim)
             self.rng.bit_generator.state = rng_state
             self.epoch = epoch
             self.mid_epoch = False
