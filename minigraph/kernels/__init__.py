@@ -102,22 +102,25 @@ def training_rewrites(flag=None) -> tuple:
     return (TrainingKernels(),) if enabled(flag) else ()
 
 
+def _kernels_of(rewrites):
+    """The :class:`TrainingKernels` among a plan's ``rewrites``, or None."""
+    return next((r for r in rewrites if isinstance(r, TrainingKernels)), None)
+
+
 def training_update(optimizer, rewrites=()):
     """The optimizer step of a training plan made with ``rewrites``: with the kernels, a
     flat update that tells them where its gradient buffer is (so they fill it directly);
     without them, the optimizer's own per-param ``step``."""
-    kernels = [r for r in rewrites if isinstance(r, TrainingKernels)]
-    if not kernels:
+    kernels = _kernels_of(rewrites)
+    if kernels is None:
         return optimizer
-    return FlatUpdate(optimizer, on_grad_buffer=kernels[0].give_grad_buffers)
+    return FlatUpdate(optimizer, on_grad_buffer=kernels.give_grad_buffers)
 
 
 def training_passes(executor, rewrites=()):
-    """What runs a training step's forward and backward: with the kernels, loops that reuse
-    each step's context (:class:`.passes.TrainingPasses`); without, the executor's own."""
-    if any(isinstance(r, TrainingKernels) for r in rewrites):
-        return TrainingPasses(executor)
-    return executor
+    """What runs a training step's forward and backward: with the kernels, the two loops
+    written out for the plan (:class:`.passes.TrainingPasses`); without, the executor's own."""
+    return executor if _kernels_of(rewrites) is None else TrainingPasses(executor)
 
 
 __all__ = ["FASTER", "FlatUpdate", "TrainingKernels", "enabled", "pack_params",
