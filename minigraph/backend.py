@@ -72,6 +72,8 @@ class Backend:
 
 def to_numpy(a):
     """A NumPy array for ``a``, copying from the GPU when needed."""
+    if type(a) is numpy.ndarray:  # the usual case, at once
+        return a
     if type(a).__module__.startswith("cupy"):
         return a.get()
     return numpy.asarray(a)

@@ -11,29 +11,56 @@ METRICS = Registry("metric")  # @METRICS.register("name") makes a function usabl
 
 
 @METRICS.register("accuracy")
-def accuracy(pred, target, threshold=None) -> float:
+def accuracy(pred, target, threshold=None, signed=None) -> float:
     """Fraction of correct predictions.
 
     Several classes (last dimension > 1): argmax of ``pred`` against class indices or the
-    argmax of one-hot targets.  One output: the class is ``pred > threshold`` (0.5 for 0/1
-    targets, 0 for -1/+1 targets as in the perceptron).
+    argmax of one-hot targets.  One output: the class is ``pred > threshold``, and the targets
+    are 0/1 (class 1 above 0.5) or, ``signed``, -1/+1 (class +1 above 0, as in the
+    perceptron).  ``signed`` defaults to whether any target is negative (a trainer decides it
+    once, from its training targets), ``threshold`` to the targets' middle: 0.5, or 0 signed.
     """
-    pred = np.asarray(pred)
-    target = np.asarray(target)
-    if pred.ndim >= 2 and pred.shape[-1] > 1:
-        labels = target if target.ndim == pred.ndim - 1 else target.argmax(-1)
-        return _fraction(pred.argmax(-1) == labels)
-    signed = target.min() < 0
-    if threshold is None:
-        threshold = 0.0 if signed else 0.5
-    got = pred.reshape(target.shape) > threshold
-    want = target > (0.0 if signed else 0.5)
-    return _fraction(got == want)
+    pred, target = np.asarray(pred), np.asarray(target)
+    if signed is None and not _several(pred):
+        signed = bool(target.min() < 0)
+    return Accuracy(threshold, bool(signed))(pred, target)
 
 
-def _fraction(hits) -> float:
-    """The fraction of true entries (``np.mean`` of booleans, without its overhead)."""
-    return np.count_nonzero(hits) / max(hits.size, 1)
+class Accuracy:
+    """:func:`accuracy` with its threshold and the targets' convention fixed, as a trainer
+    computes it every epoch: ``Accuracy(threshold, signed)(pred, target)``.
+
+    It keeps the classes of the last targets it was given: the targets of an epoch of one
+    batch are the same array every epoch, so their classes are found once.
+    """
+
+    def __init__(self, threshold=None, signed: bool = False):
+        self.middle = 0.0 if signed else 0.5  # a target above it is class 1 (or +1)
+        self.threshold = self.middle if threshold is None else threshold
+        self.target = self.classes = None  # the last targets, and their classes
+
+    def __call__(self, pred, target) -> float:
+        pred = np.asarray(pred)
+        several = _several(pred)
+        if target is not self.target:
+            self.target = target
+            target = np.asarray(target)
+            if not several:
+                self.classes = target > self.middle
+            else:  # class indices, or one-hot rows
+                self.classes = target if target.ndim == pred.ndim - 1 else target.argmax(-1)
+        classes = self.classes
+        if several:
+            got = pred.argmax(-1)
+        else:
+            got = (pred if pred.shape == classes.shape else pred.reshape(classes.shape)) \
+                > self.threshold
+        return np.count_nonzero(got == classes) / max(classes.size, 1)
+
+
+def _several(pred) -> bool:
+    """Whether ``pred`` scores several classes (its last dimension)."""
+    return pred.ndim >= 2 and pred.shape[-1] > 1
 
 
 @METRICS.register("mse")

@@ -20,7 +20,7 @@ from .engine import Executor, init_params
 from .errors import DataError, ModelError, RunError, did_you_mean
 from .graph import Graph, ancestors
 from .limits import MAX_EPOCHS, MAX_SEED, short
-from .metrics import METRICS, check_metrics
+from .metrics import METRICS, Accuracy, check_metrics
 from .kernels.packed import PackedParams
 from .optim import make_optimizer
 from .options import Option, OptionError, check_options
@@ -316,15 +316,18 @@ def check_data(graph: Graph, config: TrainConfig, data: DataSplits) -> None:
                         f"the {n} training examples", graph.spec.at("train", "batch_size"))
 
 
-def metric_values(config: TrainConfig, preds, target) -> dict:
-    """Each metric of ``config.metrics`` for ``preds`` against ``target`` (host arrays)."""
-    out = {}
-    for name in config.metrics:
-        if name == "accuracy":
-            out[name] = METRICS[name](preds, target, config.threshold)
-        else:
-            out[name] = METRICS[name](preds, target)
-    return out
+def metric_functions(config: TrainConfig, data: dict, targets: list) -> dict:
+    """``{name: f(preds, target)}`` for each metric of ``config.metrics``; accuracy with its
+    threshold and the targets' convention (-1/+1 or 0/1 classes) decided once, from all the
+    training targets: ``data[targets[0]]`` (see :class:`~minigraph.metrics.Accuracy`)."""
+    signed = bool(targets) and bool((data[targets[0]] < 0).any())
+    return {name: Accuracy(config.threshold, signed) if name == "accuracy" else METRICS[name]
+            for name in config.metrics}
+
+
+def metric_values(functions: dict, preds, target) -> dict:
+    """Each metric of :func:`metric_functions` for ``preds`` against ``target``."""
+    return {name: f(preds, target) for name, f in functions.items()}
 
 
 def joined(arrays: list):
@@ -344,17 +347,33 @@ class LazyGenerator:
     """An epoch's generator for dropout, made on first use: ``xp.random.default_rng(seed)``.
 
     Making a generator costs more than a whole training step of a small model, and most
-    models never draw from it; the seed is drawn every epoch all the same, so the training
-    RNG's sequence (shuffling, checkpoints) does not depend on the model's ops.
+    models never draw from it.  ``seed`` is the epoch's seed, drawn when the epoch began; or
+    None, and the seed is drawn from ``source`` (the training generator) on first use.  An
+    epoch of shuffled batches draws its seed first, so its order does not depend on the
+    model's ops; an epoch of one batch has no order to draw, and leaves the training
+    generator untouched unless an op draws (``moved``).
     """
 
-    __slots__ = ("xp", "seed", "generator")
+    __slots__ = ("xp", "seed", "source", "generator")
 
-    def __init__(self, xp, seed: int):
-        self.xp, self.seed, self.generator = xp, seed, None
+    def __init__(self, xp, seed: int | None = None, source=None):
+        self.xp, self.seed, self.source, self.generator = xp, seed, source, None
+
+    @classmethod
+    def of_epoch(cls, xp, rng, one_batch: bool) -> LazyGenerator:
+        """The generator of an epoch whose random draws come from ``rng``: of one batch, or
+        of shuffled batches (which draws its seed now, before their order)."""
+        return cls(xp, source=rng) if one_batch else cls(xp, draw_seed(rng))
+
+    @property
+    def moved(self) -> bool:
+        """Whether the training generator has been drawn from for this one."""
+        return self.seed is not None
 
     def __getattr__(self, name):  # rng.random(shape), ...: the real generator's
         if self.generator is None:
+            if self.seed is None:
+                self.seed = draw_seed(self.source)
             self.generator = self.xp.random.default_rng(self.seed)
         return getattr(self.generator, name)
 
@@ -363,12 +382,16 @@ class TrainingState:
     """What a checkpoint holds -- params, optimizer state, epoch, RNG state -- and a copy of
     it taken at the last epoch boundary, to go back to when an epoch is interrupted.
 
-    ``params``, ``optimizer`` and ``rng`` are the trainer's own objects, changed in place.
+    ``params``, ``optimizer`` and ``rng`` are the trainer's own objects, changed in place;
+    ``update`` is the plan's optimizer step (the optimizer, or the kernels' flat update),
+    which copies the optimizer's state for the boundary.
     """
 
-    def __init__(self, params, optimizer, rng, backend, dtype: str, model_name: str):
+    def __init__(self, params, optimizer, rng, backend, dtype: str, model_name: str,
+                 update=None):
         self.params = params
         self.optimizer = optimizer
+        self.update = update or optimizer
         self.rng = rng
         self.backend = backend
         self.dtype = dtype
@@ -377,18 +400,23 @@ class TrainingState:
         self.boundary = None  # the state at the last epoch boundary, see rollback()
         self.mid_epoch = False  # whether the live state has moved past that boundary
 
-    def snapshot(self) -> tuple:
-        """A copy of the whole training state: (epoch, params, optimizer state, RNG state)."""
+    def snapshot(self, rng_moved: bool = True) -> tuple:
+        """A copy of the whole training state: (epoch, params, optimizer state, RNG state).
+
+        ``rng_moved=False``: nothing was drawn from the RNG since the last boundary, whose
+        copy of its state serves again (reading the state costs more than a small step).
+        """
         packed = isinstance(self.params, PackedParams) and self.params.intact()
         params = self.params.flat.copy() if packed else {k: v.copy()
                                                          for k, v in self.params.items()}
-        return (self.epoch, params, self.optimizer.state_dict(),
-                self.rng.bit_generator.state)
+        same = not rng_moved and self.boundary is not None
+        return (self.epoch, params, self.update.copy_state(),
+                self.boundary[3] if same else self.rng.bit_generator.state)
 
-    def mark_boundary(self) -> None:
-        """Take the live state as the new epoch boundary."""
+    def mark_boundary(self, rng_moved: bool = True) -> None:
+        """Take the live state as the new epoch boundary (see :meth:`snapshot`)."""
         self.mid_epoch = True  # until the copy is whole, an interrupt goes back to the last
-        self.boundary = self.snapshot()
+        self.boundary = self.snapshot(rng_moved)
         self.mid_epoch = False
 
     def rollback(self) -> bool:
@@ -408,7 +436,7 @@ class TrainingState:
             else:
                 for name, value in params.items():
                     self.params[name][...] = value
-            self.optimizer.load_state_dict(optim)
+            self.update.restore_state(optim)
             self.rng.bit_generator.state = rng_state
             self.epoch = epoch
             self.mid_epoch = False
@@ -456,10 +484,9 @@ class TrainingState:
 class Trainer:
     """Trains a graph's params on data with the configured optimizer and schedule.
 
-    Its parts: the training plan (:meth:`_build_plan`), the data on the device
-    (:meth:`_move_data`), the state a checkpoint holds (:class:`TrainingState`), one update
-    (:meth:`train_step`), one epoch (:meth:`train_epoch`), the loop (:meth:`fit`), and
-    evaluation (:meth:`evaluate`, :meth:`predict`).
+    Its parts: the plan (:meth:`_build_plan`), the data on the device (:meth:`_move_data`), the
+    state a checkpoint holds (:class:`TrainingState`), one update (:meth:`train_step`), one
+    epoch (:meth:`train_epoch`), the loop (:meth:`fit`), evaluation (:meth:`evaluate`).
     """
 
     reports = True  # whether its caller prints, logs and saves (data-parallel: rank 0 only)
@@ -475,13 +502,14 @@ class Trainer:
         self._build_plan(use_kernels)
         self.rng = np.random.default_rng([config.seed, 1])  # shuffling and dropout seeds
         self.state = TrainingState(self.params, self.optimizer, self.rng, self.backend,
-                                   self.executor.dtype, graph.name)
+                                   self.executor.dtype, graph.name, self.update)
         self.history = None  # the History of the last (or current) fit()
         self.batch_hooks = []  # fit()'s callbacks' on_batch_end(step, logs)
         self._move_data(data)
         self.baselines = dict(data.baselines)  # e.g. persistence_mse of windowed data
         self.targets = _targets_of(graph)
         self.prediction = graph.outputs[0] if graph.outputs else None
+        self.metrics = metric_functions(config, self.train_data, self.targets)
         if checkpoint is not None:
             self.restore(checkpoint)
 
@@ -547,7 +575,7 @@ class Trainer:
         """The configured metrics of ``preds`` against the target (host arrays by name)."""
         if not self.targets or preds is None:
             return {}
-        return metric_values(self.config, preds, targets[self.targets[0]])
+        return metric_values(self.metrics, preds, targets[self.targets[0]])
 
     def evaluate(self, arrays: dict, batch_size: int | None = None) -> dict:
         """Loss and metrics on ``arrays`` (already on the device), in eval mode."""
@@ -596,7 +624,7 @@ class Trainer:
         state.mid_epoch = True  # the state now moves away from its last boundary
         epoch, start = state.epoch, time.perf_counter()
         self.optimizer.lr = self.schedule.lr_at(epoch)
-        dropout_rng = LazyGenerator(self.backend.xp, draw_seed(self.rng))
+        dropout_rng = LazyGenerator.of_epoch(self.backend.xp, self.rng, self.batches.whole)
         keep = cfg.metrics and self.prediction and self.targets  # what the metrics read
         total, count, preds, targets = 0.0, 0, [], []
         for step, (batch, n) in enumerate(self.batches.epoch(shuffle=cfg.shuffle,
@@ -614,10 +642,10 @@ class Trainer:
                 preds.append(to_numpy(run.values[self.prediction]))
                 targets.append(to_numpy(batch[self.targets[0]]))
         state.epoch += 1
-        state.mark_boundary()  # a new boundary: the epoch is complete
+        state.mark_boundary(dropout_rng.moved)  # a new boundary: the epoch is complete
         record = {"epoch": state.epoch, "loss": total / max(count, 1)}
         if preds:
-            record.update(metric_values(cfg, joined(preds), joined(targets)))
+            record.update(metric_values(self.metrics, joined(preds), joined(targets)))
         if self.test_data is not None:
             for key, value in self.evaluate(self.test_data).items():
                 record[f"test_{key}"] = value

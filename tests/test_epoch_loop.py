@@ -1,8 +1,9 @@
 """What keeps an epoch of a small model cheap, pinned against the plain code it replaces.
 
 ``Trainer.train_epoch`` cuts the data with one :class:`~minigraph.data.Batches` made at
-construction, draws the dropout seed with :func:`~minigraph.train.draw_seed`, and keeps a
-cheap copy of the state at each epoch boundary.  Each shortcut must give exactly what the
+construction, draws the dropout seed with :func:`~minigraph.train.draw_seed` (an epoch of
+one batch only when an op asks), and keeps a cheap copy of the state at each epoch boundary
+(reading the generator's state only when it moved).  Each shortcut must give exactly what the
 plain code gives: the same batches in the same order, the same random draws, the same
 records, the same params bit for bit, the same state to go back to after Ctrl-C.
 """
@@ -18,8 +19,8 @@ from minigraph.api import load_splits
 from minigraph.backend import to_numpy
 from minigraph.data import Batches, DataSplits, iterate_batches, num_examples
 from minigraph.errors import ModelError
-from minigraph.metrics import METRICS
-from minigraph.train import Trainer, draw_seed, train_config
+from minigraph.metrics import METRICS, Accuracy
+from minigraph.train import Trainer, draw_seed, metric_functions, train_config
 from small_models import dropout_model
 
 MODELS = Path(__file__).resolve().parent.parent / "models"
@@ -45,16 +46,22 @@ def test_draw_seed_is_integers_2_to_the_63():
 
 # ==== the batches ================================================================================
 
+def one_batch(n, batch_size, drop_last) -> bool:
+    """Whether an epoch is one batch of all n examples, which is used in its own order."""
+    return batch_size is None or (0 < n <= batch_size and not (drop_last and batch_size > n))
+
+
 def plain_batches(arrays, batch_size, *, shuffle, rng, drop_last=False):
-    """The epoch's batches as iterate_batches cut them before Batches (its former body)."""
+    """The epoch's batches as iterate_batches cut them before Batches (its former body), but
+    for one batch of every example, which is never shuffled."""
     n = num_examples(arrays)
+    if one_batch(n, batch_size, drop_last):
+        return [dict(arrays)]
     order = rng.permutation(n) if shuffle else None
 
     def take(index):
         return {name: (a if np.ndim(a) == 0 else a[index]) for name, a in arrays.items()}
 
-    if batch_size is None:
-        return [dict(arrays) if order is None else take(order)]
     out = []
     for start in range(0, n, batch_size):
         stop = start + batch_size
@@ -100,10 +107,15 @@ def test_batches_cut_as_the_plain_loop(name, batch_size, shuffle, drop_last):
         assert a.bit_generator.state == b.bit_generator.state == c.bit_generator.state
 
 
-def test_an_unshuffled_full_batch_is_the_arrays_themselves():
-    arrays = DATASETS["rows"]
-    [(batch, size)] = Batches(arrays, None).epoch(shuffle=False, rng=np.random.default_rng())
-    assert size == 10 and all(batch[k] is arrays[k] for k in arrays)
+@pytest.mark.parametrize("batch_size", [None, 10, 11])
+@pytest.mark.parametrize("shuffle", [False, True])
+def test_one_full_batch_is_the_arrays_themselves_and_draws_nothing(batch_size, shuffle):
+    arrays, rng = DATASETS["rows"], np.random.default_rng(2)
+    before = rng.bit_generator.state
+    [(batch, size)] = Batches(arrays, batch_size).epoch(shuffle=shuffle, rng=rng)
+    assert size == 10 and list(batch) == list(arrays)
+    assert all(batch[k] is arrays[k] for k in arrays)
+    assert rng.bit_generator.state == before
 
 
 @pytest.mark.parametrize("size", [0, -1, 2.0, True, "4"])
@@ -116,10 +128,15 @@ def test_batches_refuse_a_batch_size_that_is_no_positive_whole_number(size):
 
 def plain_epoch(trainer) -> dict:
     """One epoch as the lesson tells it, from public pieces: the rate of the schedule, a
-    dropout seed, the shuffled batches, one step each, the record with the metrics."""
+    dropout seed, the shuffled batches, one step each, the record with the metrics.  An epoch
+    of one batch has no order to draw, and draws a dropout seed only for a model that has
+    dropout (Trainer draws it when dropout first asks: nothing else draws in between)."""
     cfg = trainer.config
     trainer.optimizer.lr = trainer.schedule.lr_at(trainer.state.epoch)
-    dropout = np.random.default_rng(int(trainer.rng.integers(2 ** 63)))
+    dropout = None
+    if not one_batch(num_examples(trainer.train_data), cfg.batch_size, cfg.drop_last) \
+            or any(node.op_name == "dropout" for node in trainer.graph.nodes):
+        dropout = np.random.default_rng(int(trainer.rng.integers(2 ** 63)))
     total, count, preds, targets = 0.0, 0, [], []
     for batch in iterate_batches(trainer.train_data, cfg.batch_size, shuffle=cfg.shuffle,
                                  rng=trainer.rng, drop_last=cfg.drop_last):
@@ -145,7 +162,11 @@ def plain_epoch(trainer) -> dict:
 
 
 CASES = {
-    "xor (one shuffled full batch)": (MODELS / "xor.yaml", {"epochs": 30}),
+    "xor (one full batch: not shuffled)": (MODELS / "xor.yaml", {"epochs": 30}),
+    "xor, batch_size 4 (the full batch)": (MODELS / "xor.yaml", {"epochs": 5,
+                                                                 "batch_size": 4}),
+    "dropout, one full batch": (dropout_model(), {}),
+    "dropout, one full batch, not shuffled": (dropout_model(shuffle=False), {}),
     "or_perceptron (signed targets)": (MODELS / "or_perceptron.yaml", {"epochs": 8}),
     "optimizer_race (no shuffling, adam)": (MODELS / "optimizer_race.yaml", {"epochs": 12}),
     "dropout, batches of 8": (dropout_model(batch_size=8), {}),
@@ -193,3 +214,91 @@ def same_state(a, b):
         assert np.array_equal(sa[key], sb[key]), key
     assert a.epoch == b.epoch
     assert a.rng.bit_generator.state == b.rng.bit_generator.state
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_an_interrupted_epoch_goes_back_to_the_boundary_the_plain_loop_reached(case):
+    """Ctrl-C after the last step of epoch 3 (the state has moved, and the generator too when
+    the epoch drew) leaves exactly the state the plain loop has after 2 epochs, also where
+    the boundary kept the generator state of the one before."""
+    source, train = CASES[case]
+    fast, plain = make(source, train), make(source, train)
+    step, steps = fast.train_step, {"n": 0}
+    per_epoch = len(list(fast.batches.epoch(shuffle=False, rng=None)))
+
+    def interrupted(batch, rng=None):
+        out = step(batch, rng)
+        steps["n"] += 1
+        if steps["n"] == 3 * per_epoch:
+            raise KeyboardInterrupt
+        return out
+
+    fast.train_step = interrupted
+    history = fast.fit()
+    assert history.interrupted and fast.epoch == 2 and len(history.records) == 2
+    plain.state.mark_boundary()
+    for _ in range(2):
+        plain_epoch(plain)
+    ckpt = fast.checkpoint()
+    assert ckpt.epoch == 2
+    for name, value in ckpt.params.items():
+        assert np.array_equal(value, plain.params[name]), name
+    same_state(fast, plain)
+
+
+# ==== accuracy ===================================================================================
+
+def plain_accuracy(pred, target, threshold=None):
+    """accuracy as it was written before Accuracy kept its targets' classes."""
+    pred, target = np.asarray(pred), np.asarray(target)
+    if pred.ndim >= 2 and pred.shape[-1] > 1:
+        labels = target if target.ndim == pred.ndim - 1 else target.argmax(-1)
+        return float(np.mean(pred.argmax(-1) == labels))
+    signed = target.min() < 0
+    if threshold is None:
+        threshold = 0.0 if signed else 0.5
+    return float(np.mean((pred.reshape(target.shape) > threshold)
+                         == (target > (0.0 if signed else 0.5))))
+
+
+def accuracy_cases(rng):
+    """(pred, target) pairs: 0/1 and -1/+1 targets, soft targets, predictions at the
+    threshold itself, a flat prediction for column targets, class indices and one-hot rows."""
+    t01 = (rng.random((9, 1)) > 0.5).astype(np.float32)
+    yield rng.random((9, 1)).astype(np.float32), t01
+    yield np.full((9, 1), 0.5, np.float32), t01  # exactly at 0.5: class 0
+    yield rng.random(9), t01  # (9,) against (9, 1)
+    signed = np.where(rng.random((7, 1)) > 0.5, 1.0, -1.0)
+    yield rng.normal(size=(7, 1)), signed
+    yield np.zeros((7, 1)), signed  # exactly at 0: class -1
+    yield rng.random((6, 1)), rng.random((6, 1))  # soft targets: class 1 above 0.5
+    scores = rng.normal(size=(8, 4))
+    yield scores, rng.integers(0, 4, 8)
+    yield scores, np.eye(4)[rng.integers(0, 4, 8)]
+    yield np.zeros((5, 3)), np.arange(5) % 3  # ties: argmax takes the first
+
+
+@pytest.mark.parametrize("threshold", [None, 0.25])
+def test_accuracy_keeps_classes_and_gives_what_the_plain_formula_gives(threshold):
+    rng = np.random.default_rng(7)
+    for pred, target in accuracy_cases(rng):
+        signed = bool(np.asarray(target).min() < 0)
+        want = plain_accuracy(pred, target, threshold)
+        assert METRICS["accuracy"](pred, target, threshold) == want
+        keeping = Accuracy(threshold, signed)
+        other = target[::-1].copy()  # other targets, of the same kind
+        for t in (target, target, other, target):  # the same array again, another, back
+            assert keeping(pred, t) == plain_accuracy(pred, t, threshold)
+        for _ in range(2):  # new predictions against the same targets
+            pred = rng.permutation(pred)
+            assert keeping(pred, target) == plain_accuracy(pred, target, threshold)
+
+
+def test_the_training_targets_decide_whether_classes_are_signed():
+    """A test set of +1 labels only, of a -1/+1 problem, is still judged at 0."""
+    config = train_config(load_graph(MODELS / "or_perceptron.yaml"))
+    train = {"t": np.array([[-1.0], [1.0], [1.0], [1.0]])}
+    metrics = metric_functions(config, train, ["t"])
+    pred, test = np.array([[0.3], [0.2]]), np.array([[1.0], [1.0]])
+    assert metrics["accuracy"](pred, test) == 1.0
+    assert METRICS["accuracy"](pred, test) == 0.0  # alone, it reads them as 0/1 targets

@@ -27,10 +27,12 @@ def iterate_batches(arrays: dict[str, np.ndarray], batch_size: int | None, *, sh
                     rng: np.random.Generator, drop_last: bool = False):
     """Cut ``arrays`` into mini-batches for one epoch; yields dicts with the same keys.
 
-    ``batch_size=None`` means full batch: one batch holding every example (the arrays
-    themselves, not copies, when not shuffling).  With ``shuffle``, one permutation is drawn
-    from ``rng`` when this function is called, so each epoch visits every example exactly once
-    in a new order.  ``drop_last`` skips a final batch smaller than ``batch_size`` (so a
+    ``batch_size=None`` means full batch: one batch holding every example, the arrays themselves
+    (not copies).  With ``shuffle``, one permutation is drawn from ``rng`` when this function
+    is called, so each epoch visits every example exactly once in a new order; a single batch
+    of every example (``batch_size`` None or at least the number of examples) is not shuffled
+    and draws nothing: its loss and gradient are means over all examples, which their order
+    changes only in the last bits of rounding.  ``drop_last`` skips a final batch smaller than ``batch_size`` (so a
     ``batch_size`` larger than the data gives no batch at all).  Scalar arrays go whole into
     every batch.  (A trainer cuts the same arrays every epoch: it keeps one :class:`Batches`.)
     """
@@ -53,16 +55,18 @@ class Batches:
                              f"{short(batch_size)}")
         self.arrays, self.batch_size, self.drop_last = arrays, batch_size, drop_last
         self.n = num_examples(arrays)
+        # one batch of every example: used as it is, in its own order
+        self.whole = batch_size is None or (0 < self.n <= batch_size
+                                            and not (drop_last and batch_size > self.n))
         # (name, array, whether it goes whole into every batch: a scalar)
         self.items = tuple((name, a, np.ndim(a) == 0) for name, a in arrays.items())
 
     def epoch(self, *, shuffle: bool, rng: np.random.Generator):
-        """One epoch's ``(batch, examples)`` pairs; the permutation is drawn now."""
-        order = rng.permutation(self.n) if shuffle else None
-        if self.batch_size is None:  # one batch: every example
-            whole = dict(self.arrays) if order is None else self.take(order)
-            return iter([(whole, self.n)])
-        return self._cut(order)
+        """One epoch's ``(batch, examples)`` pairs; the permutation is drawn now (none for a
+        single batch of every example, see :func:`iterate_batches`)."""
+        if self.whole:  # a new dict each epoch: a pass adds its values to the one it gets
+            return iter([(dict(self.arrays), self.n)])
+        return self._cut(rng.permutation(self.n) if shuffle else None)
 
     def _cut(self, order):
         n, size = self.n, self.batch_size
