@@ -38,24 +38,37 @@ class Accuracy:
         self.middle = 0.0 if signed else 0.5  # a target above it is class 1 (or +1)
         self.threshold = self.middle if threshold is None else threshold
         self.target = self.classes = None  # the last targets, and their classes
+        self.count = 1  # how many (at least 1)
+        self.cut = None  # the threshold as a 0-d array of the predictions' dtype
 
     def __call__(self, pred, target) -> float:
         pred = np.asarray(pred)
-        several = _several(pred)
+        several = pred.ndim >= 2 and pred.shape[-1] > 1
         if target is not self.target:
-            self.target = target
-            target = np.asarray(target)
+            self.target, target = target, np.asarray(target)
             if not several:
                 self.classes = target > self.middle
             else:  # class indices, or one-hot rows
                 self.classes = target if target.ndim == pred.ndim - 1 else target.argmax(-1)
-        classes = self.classes
+            self.count = max(self.classes.size, 1)
         if several:
             got = pred.argmax(-1)
         else:
-            got = (pred if pred.shape == classes.shape else pred.reshape(classes.shape)) \
-                > self.threshold
-        return np.count_nonzero(got == classes) / max(classes.size, 1)
+            if pred.shape != self.classes.shape:  # (n,) against (n, 1)
+                pred = pred.reshape(self.classes.shape)
+            got = pred > self._cut(pred.dtype)
+        return np.count_nonzero(got == self.classes) / self.count
+
+
+    def _cut(self, dtype):
+        """The threshold to compare predictions of ``dtype`` with: for floats, a 0-d array of
+        that dtype, which is what NumPy turns a Python float into there (made once: it is
+        quicker to compare with); for others, the Python number."""
+        if dtype.kind != "f":
+            return self.threshold
+        if self.cut is None or self.cut.dtype != dtype:
+            self.cut = np.asarray(self.threshold, dtype)
+        return self.cut
 
 
 def _several(pred) -> bool:

@@ -363,7 +363,7 @@ class LazyGenerator:
     def of_epoch(cls, xp, rng, one_batch: bool) -> LazyGenerator:
         """The generator of an epoch whose random draws come from ``rng``: of one batch, or
         of shuffled batches (which draws its seed now, before their order)."""
-        return cls(xp, source=rng) if one_batch else cls(xp, draw_seed(rng))
+        return cls(xp, None, rng) if one_batch else cls(xp, draw_seed(rng))
 
     @property
     def moved(self) -> bool:

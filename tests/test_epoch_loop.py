@@ -268,9 +268,12 @@ def accuracy_cases(rng):
     yield rng.random((9, 1)).astype(np.float32), t01
     yield np.full((9, 1), 0.5, np.float32), t01  # exactly at 0.5: class 0
     yield rng.random(9), t01  # (9,) against (9, 1)
+    yield rng.integers(0, 2, (9, 1)), t01  # whole numbers
+    yield rng.random((9, 1)).astype(np.float16), t01
     signed = np.where(rng.random((7, 1)) > 0.5, 1.0, -1.0)
     yield rng.normal(size=(7, 1)), signed
     yield np.zeros((7, 1)), signed  # exactly at 0: class -1
+    yield rng.integers(-1, 2, (7, 1)), signed  # whole numbers -1, 0, 1
     yield rng.random((6, 1)), rng.random((6, 1))  # soft targets: class 1 above 0.5
     scores = rng.normal(size=(8, 4))
     yield scores, rng.integers(0, 4, 8)
@@ -278,7 +281,7 @@ def accuracy_cases(rng):
     yield np.zeros((5, 3)), np.arange(5) % 3  # ties: argmax takes the first
 
 
-@pytest.mark.parametrize("threshold", [None, 0.25])
+@pytest.mark.parametrize("threshold", [None, 0.25, -0.5])
 def test_accuracy_keeps_classes_and_gives_what_the_plain_formula_gives(threshold):
     rng = np.random.default_rng(7)
     for pred, target in accuracy_cases(rng):

@@ -62,10 +62,10 @@ class Batches:
         self.items = tuple((name, a, np.ndim(a) == 0) for name, a in arrays.items())
 
     def epoch(self, *, shuffle: bool, rng: np.random.Generator):
-        """One epoch's ``(batch, examples)`` pairs; the permutation is drawn now (none for a
-        single batch of every example, see :func:`iterate_batches`)."""
+        """One epoch's ``(batch, examples)`` pairs, to iterate once; the permutation is drawn
+        now (none for a single batch of every example, see :func:`iterate_batches`)."""
         if self.whole:  # a new dict each epoch: a pass adds its values to the one it gets
-            return iter([(dict(self.arrays), self.n)])
+            return ((dict(self.arrays), self.n),)
         return self._cut(rng.permutation(self.n) if shuffle else None)
 
     def _cut(self, order):
