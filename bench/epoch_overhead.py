@@ -1,7 +1,7 @@
 """Benchmark: what one more epoch of ``minigraph run models/xor.yaml`` costs, against the bare
 training step it wraps, measured in the same run.
 
-    .venv/bin/python bench/epoch_overhead.py [--short 2000] [--long 12000] [--rounds 15]
+    .venv/bin/python bench/epoch_overhead.py [--short 2000] [--long 12000] [--rounds 30]
                                              [--model models/xor.yaml] [--json-out PATH]
 
 XOR trains on its full batch, so one epoch is one step: everything an epoch costs beyond
@@ -151,7 +151,7 @@ def main() -> int:
     parser.add_argument("--model", default="models/xor.yaml")
     parser.add_argument("--short", type=int, default=2000)
     parser.add_argument("--long", type=int, default=12000)
-    parser.add_argument("--rounds", type=int, default=15)
+    parser.add_argument("--rounds", type=int, default=30)
     parser.add_argument("--wall", action="store_true", help="wall time, not CPU time")
     parser.add_argument("--json-out")
     parser.add_argument("--bare", type=int, help=argparse.SUPPRESS)  # the measured child

@@ -38,7 +38,8 @@ TRAIN_OPTIONS = {
                      maximum=MAX_EPOCHS, words=POSITIVE),
     "batch_size": Option("int", None, "examples per step (null: the full batch)", minimum=1,
                          maximum=MAX_SEED, words=POSITIVE),
-    "shuffle": Option("bool", True, "shuffle the examples every epoch", words="true or false"),
+    "shuffle": Option("bool", True, "shuffle the examples every epoch (one full batch keeps "
+                      "its order)", words="true or false"),
     "seed": Option("int", 0, "seed of every random draw", minimum=0, maximum=MAX_SEED,
                    words=f"a whole number from 0 to {MAX_SEED}"),
     "optimizer": Option("mapping", {"type": "sgd", "lr": 0.01}, "{type: NAME, option: value}",
