@@ -59,7 +59,6 @@ class Accuracy:
             got = pred > self._cut(pred.dtype)
         return np.count_nonzero(got == self.classes) / self.count
 
-
     def _cut(self, dtype):
         """The threshold to compare predictions of ``dtype`` with: for floats, a 0-d array of
         that dtype, which is what NumPy turns a Python float into there (made once: it is

@@ -27,13 +27,14 @@ def iterate_batches(arrays: dict[str, np.ndarray], batch_size: int | None, *, sh
                     rng: np.random.Generator, drop_last: bool = False):
     """Cut ``arrays`` into mini-batches for one epoch; yields dicts with the same keys.
 
-    ``batch_size=None`` means full batch: one batch holding every example, the arrays themselves
-    (not copies).  With ``shuffle``, one permutation is drawn from ``rng`` when this function
-    is called, so each epoch visits every example exactly once in a new order; a single batch
-    of every example (``batch_size`` None or at least the number of examples) is not shuffled
-    and draws nothing: its loss and gradient are means over all examples, which their order
-    changes only in the last bits of rounding.  ``drop_last`` skips a final batch smaller than ``batch_size`` (so a
-    ``batch_size`` larger than the data gives no batch at all).  Scalar arrays go whole into
+    ``batch_size=None`` means full batch: one batch holding every example, the arrays
+    themselves (not copies).  With ``shuffle``, one permutation is drawn from ``rng`` when this
+    function is called, so each epoch visits every example exactly once in a new order; a
+    single batch of every example (``batch_size`` None or at least the number of examples) is
+    not shuffled and draws nothing: its loss and gradient are means over all examples, which
+    their order changes only in the last bits of rounding.  ``drop_last`` skips a final batch
+    smaller than ``batch_size`` (so a ``batch_size`` larger than the data gives no batch at
+    all).  Scalar arrays go whole into
     every batch.  (A trainer cuts the same arrays every epoch: it keeps one :class:`Batches`.)
     """
     epoch = Batches(arrays, batch_size, drop_last=drop_last).epoch(shuffle=shuffle, rng=rng)
